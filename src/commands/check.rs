@@ -1,0 +1,36 @@
+//! `mediaspool check`: configuration, profiles, store and sinks, every problem listed.
+
+use super::{EXIT_OK, EXIT_USAGE};
+use crate::config::Config;
+use crate::profile::ProfileSet;
+use crate::records::NdjsonSink;
+use crate::store::Store;
+
+pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
+    let (config, profiles) = match loaded {
+        Ok(pair) => pair,
+        Err(message) => {
+            eprintln!("mediaspool: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut problems = Vec::new();
+    if let Err(e) = Store::from_config(&config.store) {
+        problems.push(format!("store: {e}"));
+    }
+    if let Err(e) = NdjsonSink::open(&config.records.outbox) {
+        problems.push(format!("records.outbox {}: {e}", config.records.outbox.display()));
+    }
+    if problems.is_empty() {
+        for p in profiles.iter() {
+            println!("profile {:<12} {} {}  {}", p.name, p.kind(), p.id, p.description);
+        }
+        println!("ok");
+        EXIT_OK
+    } else {
+        for p in &problems {
+            eprintln!("mediaspool: {p}");
+        }
+        EXIT_USAGE
+    }
+}

@@ -1,0 +1,56 @@
+//! What each command does, and the exit codes of SPEC.md: 0 success, 1 some inputs failed,
+//! 2 bad usage or configuration, 130 interrupted.
+
+mod check;
+mod probe;
+mod process;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::config::Config;
+use crate::profile::ProfileSet;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_SOME_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format, cli.verbose);
+    let loaded = load(&cli);
+    let code = match (&cli.command, loaded) {
+        (Command::Check, loaded) => check::run(loaded),
+        (_, Err(message)) => {
+            eprintln!("mediaspool: {message}");
+            EXIT_USAGE
+        }
+        (Command::Probe { files }, Ok(_)) => probe::run(files),
+        (Command::Process { files }, Ok((config, profiles))) => process::run(config, profiles, files),
+    };
+    ExitCode::from(code)
+}
+
+/// Configuration and profiles, loaded and validated; every problem in one message.
+fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
+    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let profiles = ProfileSet::load(config.profiles_dir.as_deref()).map_err(|e| e.to_string())?;
+    config.validate(&profiles).map_err(|e| e.to_string())?;
+    Ok((config, profiles))
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

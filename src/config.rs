@@ -1,0 +1,471 @@
+//! The configuration contract of SPEC.md: `mediaspool.toml`, its defaults, and environment
+//! overrides.
+//!
+//! In: an optional TOML file and the process environment (`MEDIASPOOL_SECTION__KEY=value`,
+//! e.g. `MEDIASPOOL_SPOOL__JOBS=4`). Out: [`Config`]. Unknown keys and wrong types fail parsing;
+//! [`Config::validate`] then checks meaning without touching the environment (no I/O) and
+//! reports every problem at once. No file at the default path means all defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use crate::profile::{MediaKind, ProfileSet};
+
+pub const DEFAULT_PATH: &str = "mediaspool.toml";
+const ENV_PREFIX: &str = "MEDIASPOOL_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub spool: SpoolConfig,
+    pub catalog: CatalogConfig,
+    pub store: StoreConfig,
+    pub routing: RoutingConfig,
+    pub records: RecordsConfig,
+    pub policy: PolicyConfig,
+    pub metrics: MetricsConfig,
+    /// Directory of `NAME.toml` profiles that add to or override the built-in ones.
+    pub profiles_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    Events,
+    Poll,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub watch: WatchMode,
+    #[serde(with = "humantime_serde")]
+    pub quiet_period: Duration,
+    pub keep_originals: bool,
+    /// Concurrent media jobs; 0 means one per core.
+    pub jobs: usize,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: "spool".into(),
+            watch: WatchMode::Events,
+            quiet_period: Duration::from_secs(2),
+            keep_originals: true,
+            jobs: 0,
+        }
+    }
+}
+
+impl SpoolConfig {
+    pub fn effective_jobs(&self) -> usize {
+        if self.jobs > 0 {
+            self.jobs
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    pub url: String,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            url: "sqlite://mediaspool.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    pub root: PathBuf,
+    pub bucket: String,
+    pub prefix: String,
+    pub endpoint: String,
+    pub region: String,
+    pub path_style: bool,
+    pub sse: String,
+    pub kms_key_id: String,
+    pub storage_class: String,
+    pub originals_storage_class: String,
+    pub upload_originals: bool,
+    pub public_base_url: String,
+    #[serde(with = "humantime_serde")]
+    pub presign_ttl: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Local,
+            root: "media".into(),
+            bucket: "crm-media".into(),
+            prefix: String::new(),
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            path_style: false,
+            sse: String::new(),
+            kms_key_id: String::new(),
+            storage_class: String::new(),
+            originals_storage_class: String::new(),
+            upload_originals: false,
+            public_base_url: String::new(),
+            presign_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What to do with a file that is neither audio, video nor image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtherRoute {
+    Store,
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    pub audio: String,
+    pub video: String,
+    pub image: String,
+    pub other: OtherRoute,
+    /// Manifest tag → profile; the first tag that names a profile of the file's kind wins.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            audio: "voice".into(),
+            video: "video-720p".into(),
+            image: "image".into(),
+            other: OtherRoute::Store,
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// The profile name for a file of `kind` carrying `tags`; `None` for kind `other`.
+    pub fn profile_for(&self, kind: MediaKind, tags: &[String], profiles: &ProfileSet) -> Option<String> {
+        let by_tag = tags
+            .iter()
+            .filter_map(|t| self.tags.get(t))
+            .find(|name| profiles.get(name).is_some_and(|p| p.kind() == kind));
+        if let Some(name) = by_tag {
+            return Some(name.clone());
+        }
+        match kind {
+            MediaKind::Audio => Some(self.audio.clone()),
+            MediaKind::Video => Some(self.video.clone()),
+            MediaKind::Image => Some(self.image.clone()),
+            MediaKind::Other => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    pub outbox: PathBuf,
+    pub stdout: bool,
+    pub webhook: WebhookConfig,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            outbox: "records.ndjson".into(),
+            stdout: false,
+            webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub require_consent: bool,
+    pub retention_days: u32,
+    pub max_input_bytes: ByteSize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            require_consent: false,
+            retention_days: 0,
+            max_input_bytes: ByteSize::gb(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+impl Config {
+    /// Loads `path` (or, when `None`, `./mediaspool.toml` if it exists), then applies the
+    /// environment's overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                (text, p.display().to_string())
+            }
+            None => match std::fs::read_to_string(DEFAULT_PATH) {
+                Ok(text) => (text, DEFAULT_PATH.to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (String::new(), "(defaults)".to_string())
+                }
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: DEFAULT_PATH.into(),
+                        source,
+                    })
+                }
+            },
+        };
+        Self::from_sources(&text, &origin, std::env::vars())
+    }
+
+    /// Parses `text` with overrides from `env` (pairs of name and value).
+    pub fn from_sources(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let parse_error = |origin: &str, message: String| ConfigError::Parse {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(origin, e.message().trim().to_string()))?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // Only SECTION__KEY (and the one top-level key) are configuration; other
+            // MEDIASPOOL_* variables (MEDIASPOOL_LOG…) belong to the process.
+            if !rest.contains("__") && rest != "PROFILES_DIR" {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, env_value(&value))
+                .map_err(|m| parse_error(&format!("environment {name}"), m))?;
+        }
+        Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| parse_error(origin, e.message().trim().to_string()))
+    }
+
+    /// Checks meaning: every problem, at once, without I/O.
+    pub fn validate(&self, profiles: &ProfileSet) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for (key, name, kind) in [
+            ("routing.audio", &self.routing.audio, MediaKind::Audio),
+            ("routing.video", &self.routing.video, MediaKind::Video),
+            ("routing.image", &self.routing.image, MediaKind::Image),
+        ] {
+            match profiles.get(name) {
+                None => problems.push(format!("{key} = {name:?}: no such profile")),
+                Some(p) if p.kind() != kind => problems.push(format!(
+                    "{key} = {name:?}: that profile makes {}, not {kind}",
+                    p.kind()
+                )),
+                Some(_) => {}
+            }
+        }
+        for (tag, name) in &self.routing.tags {
+            if profiles.get(name).is_none() {
+                problems.push(format!("routing.tags.{tag} = {name:?}: no such profile"));
+            }
+        }
+        if !self.catalog.url.starts_with("sqlite://") {
+            problems.push(format!(
+                "catalog.url = {:?}: only sqlite:// catalogs are available",
+                self.catalog.url
+            ));
+        }
+        if self.store.kind == StoreKind::S3 {
+            problems.push(
+                "store.kind = \"s3\": the S3 store is not available in this version; use \"local\"".into(),
+            );
+        }
+        if !self.records.webhook.url.is_empty() {
+            problems.push("records.webhook.url: webhook delivery is not available in this version".into());
+        }
+        if !self.metrics.listen.is_empty() {
+            problems.push("metrics.listen: the metrics endpoint is not available in this version".into());
+        }
+        if !matches!(self.store.sse.as_str(), "" | "AES256" | "aws:kms") {
+            problems.push(format!(
+                "store.sse = {:?}: use \"AES256\" or \"aws:kms\"",
+                self.store.sse
+            ));
+        }
+        if self.spool.jobs > 256 {
+            problems.push(format!("spool.jobs = {}: at most 256", self.spool.jobs));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+/// An environment value as TOML when it parses as a scalar or array, else as a string:
+/// `4` → integer, `true` → boolean, `2s` → string.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{key} is not a section"))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        vec![]
+    }
+
+    #[test]
+    fn empty_means_spec_defaults() {
+        let c = Config::from_sources("", "t", no_env()).unwrap();
+        assert_eq!(c.spool.dir, PathBuf::from("spool"));
+        assert_eq!(c.spool.quiet_period, Duration::from_secs(2));
+        assert_eq!(c.catalog.url, "sqlite://mediaspool.db");
+        assert_eq!(c.store.root, PathBuf::from("media"));
+        assert_eq!(c.store.presign_ttl, Duration::from_secs(7 * 86400));
+        assert_eq!(c.routing.audio, "voice");
+        assert_eq!(c.routing.other, OtherRoute::Store);
+        assert_eq!(c.records.outbox, PathBuf::from("records.ndjson"));
+        assert_eq!(c.policy.max_input_bytes, ByteSize::gb(2));
+        c.validate(&ProfileSet::built_in()).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = Config::from_sources("[spool]\ndirr = \"x\"\n", "t", no_env()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `dirr`"), "{e}");
+        let e = Config::from_sources("[spoool]\n", "t", no_env()).unwrap_err();
+        assert!(e.to_string().contains("spoool"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            ("MEDIASPOOL_SPOOL__JOBS".to_string(), "4".to_string()),
+            ("MEDIASPOOL_SPOOL__QUIET_PERIOD".to_string(), "5s".to_string()),
+            (
+                "MEDIASPOOL_RECORDS__WEBHOOK__SECRET".to_string(),
+                "s3cret".to_string(),
+            ),
+            ("MEDIASPOOL_LOG".to_string(), "debug".to_string()),
+            ("OTHER__THING".to_string(), "x".to_string()),
+        ];
+        let c = Config::from_sources("[spool]\njobs = 1\ndir = \"in\"\n", "t", env).unwrap();
+        assert_eq!(c.spool.jobs, 4);
+        assert_eq!(c.spool.dir, PathBuf::from("in"));
+        assert_eq!(c.spool.quiet_period, Duration::from_secs(5));
+        assert_eq!(c.records.webhook.secret, "s3cret");
+    }
+
+    #[test]
+    fn wrong_environment_keys_are_errors_too() {
+        let env = vec![("MEDIASPOOL_SPOOL__JOBZ".to_string(), "4".to_string())];
+        assert!(Config::from_sources("", "t", env).is_err());
+    }
+
+    #[test]
+    fn validation_lists_every_problem() {
+        let text = "[routing]\naudio = \"nope\"\nvideo = \"voice\"\n[catalog]\nurl = \"mysql://x\"\n[store]\nsse = \"rot13\"\n";
+        let c = Config::from_sources(text, "t", no_env()).unwrap();
+        let ConfigError::Invalid(problems) = c.validate(&ProfileSet::built_in()).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[1].contains("makes audio, not video"), "{problems:?}");
+    }
+
+    #[test]
+    fn tags_route_to_a_profile_of_the_right_kind() {
+        let c = Config::from_sources("[routing.tags]\nmusic = \"music\"\n", "t", no_env()).unwrap();
+        let p = ProfileSet::built_in();
+        assert_eq!(
+            c.routing
+                .profile_for(MediaKind::Audio, &["music".into()], &p)
+                .unwrap(),
+            "music"
+        );
+        assert_eq!(
+            c.routing
+                .profile_for(MediaKind::Video, &["music".into()], &p)
+                .unwrap(),
+            "video-720p"
+        );
+        assert_eq!(c.routing.profile_for(MediaKind::Audio, &[], &p).unwrap(), "voice");
+        assert_eq!(c.routing.profile_for(MediaKind::Other, &[], &p), None);
+    }
+}

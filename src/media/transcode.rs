@@ -1,0 +1,349 @@
+//! The demux → tracks → mux loop shared by the audio (MP3) and video (MP4) paths.
+//!
+//! In: an input path, its probe, a profile and a private work directory. Out: a verified
+//! [`Rendition`]. Decode errors are counted with the position of the first; more than the
+//! profile allows fails the job with that position, so a corrupt upload is never passed off as a
+//! good one. Decoding past the profile's duration limit stops at once (headers can understate).
+
+use std::path::Path;
+
+use ffmpeg::{format, Dictionary, Rescale};
+use ffmpeg_next as ffmpeg;
+
+use super::audio_track::AudioTrack;
+use super::error::format_position;
+use super::video_track::VideoTrack;
+use super::{libav, thumbnail, verify, MediaError, Probe, Rendition};
+use crate::profile::{Profile, VerifySettings};
+
+/// Decode errors seen so far, and the guard on decoded length.
+pub struct DecodeErrors {
+    pub count: u32,
+    first: Option<(Option<f64>, String)>,
+    /// Furthest media time decoded, for errors that come without a timestamp.
+    position: f64,
+    max_seconds: f64,
+    profile: String,
+}
+
+impl DecodeErrors {
+    fn new(profile: &Profile) -> DecodeErrors {
+        DecodeErrors {
+            count: 0,
+            first: None,
+            position: 0.0,
+            max_seconds: profile.settings.limits.max_duration.as_secs_f64(),
+            profile: profile.name.clone(),
+        }
+    }
+
+    pub fn record(&mut self, at: Option<f64>, detail: String) {
+        self.count += 1;
+        if self.first.is_none() {
+            let at = at.filter(|t| t.is_finite()).unwrap_or(self.position).max(0.0);
+            self.first = Some((Some(at), detail));
+        }
+    }
+
+    /// Notes how far decoding got; refuses to go past the duration limit.
+    pub fn progress(&mut self, seconds: f64) -> Result<(), MediaError> {
+        self.position = self.position.max(seconds);
+        if seconds > self.max_seconds + 1.0 {
+            return Err(MediaError::TooLong {
+                seconds,
+                limit_seconds: self.max_seconds as u64,
+                profile: self.profile.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check(&self, verify: &VerifySettings) -> Result<(), MediaError> {
+        match &self.first {
+            Some((at, detail)) if self.count > verify.max_decode_errors => Err(MediaError::Decode {
+                position: format_position(at.unwrap_or(f64::NAN)),
+                detail: detail.clone(),
+                errors: self.count,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub fn audio_to_mp3(
+    input: &Path,
+    probe: &Probe,
+    profile: &Profile,
+    work_dir: &Path,
+) -> Result<Rendition, MediaError> {
+    let settings = profile
+        .settings
+        .audio
+        .as_ref()
+        .expect("validated audio profile has [audio]");
+    let stream_index = probe.audio_stream.ok_or_else(|| MediaError::NoStream {
+        detail: "no audio stream".into(),
+    })?;
+    let out_path = work_dir.join("media.mp3");
+    let mut ictx = open_input(input)?;
+    let mut octx = format::output_as(&out_path, "mp3").map_err(|e| MediaError::encode("creating MP3", e))?;
+    let stream = ictx.stream(stream_index).expect("probed stream exists");
+    let mut audio = AudioTrack::new(
+        &stream,
+        settings,
+        profile.settings.loudness.as_ref(),
+        &mut octx,
+        profile.settings.thumbnail.is_some(),
+    )?;
+    let mut header = Dictionary::new();
+    // No ID3 tag: the source's tags (names, phone numbers) stay out of the output. The Xing/LAME
+    // frame that carries the exact length and gapless trim is still written.
+    header.set("id3v2_version", "0");
+    header.set("write_xing", "1");
+    octx.write_header_with(header)
+        .map_err(|e| MediaError::encode("writing MP3 header", libav::describe(e)))?;
+    audio.after_header(&octx);
+
+    let mut errors = DecodeErrors::new(profile);
+    only_streams(&mut ictx, &[stream_index]);
+    pump(&mut ictx, &mut octx, Some(&mut audio), None, &mut errors)?;
+    audio.finish(&mut octx, &mut errors)?;
+    octx.write_trailer()
+        .map_err(|e| MediaError::encode("finishing MP3", libav::describe(e)))?;
+    drop(octx);
+    errors.check(&profile.settings.verify)?;
+
+    let source_seconds = audio.decoded_seconds;
+    if source_seconds < 0.001 {
+        return Err(MediaError::NoStream {
+            detail: "the audio stream decodes to less than a millisecond".into(),
+        });
+    }
+    let checked = verify::check_output(&out_path, verify::Expect::Mp3)?;
+    verify::compare(
+        "audio",
+        source_seconds,
+        checked.audio_seconds,
+        &profile.settings.verify,
+    )?;
+
+    let thumbnail = match (audio.peaks.take(), &profile.settings.thumbnail) {
+        (Some(peaks), Some(t)) => Some(peaks.write_png(
+            t.width,
+            t.height.unwrap_or(t.width / 5),
+            &work_dir.join("thumb.png"),
+        )?),
+        _ => None,
+    };
+    Ok(Rendition {
+        mime: "audio/mpeg".into(),
+        extension: "mp3".into(),
+        bytes: file_len(&out_path)?,
+        path: out_path,
+        duration_ms: Some(ms(checked.audio_seconds)),
+        source_duration_ms: Some(ms(source_seconds)),
+        width: None,
+        height: None,
+        thumbnail,
+    })
+}
+
+pub fn video_to_mp4(
+    input: &Path,
+    probe: &Probe,
+    profile: &Profile,
+    work_dir: &Path,
+) -> Result<Rendition, MediaError> {
+    let video_settings = profile
+        .settings
+        .video
+        .as_ref()
+        .expect("validated video profile has [video]");
+    let video_index = probe.video_stream.ok_or_else(|| MediaError::NoStream {
+        detail: "no video stream".into(),
+    })?;
+    let upright = (probe.width.unwrap_or(2), probe.height.unwrap_or(2));
+    let out_path = work_dir.join("media.mp4");
+    let mut ictx = open_input(input)?;
+    let mut octx = format::output_as(&out_path, "mp4").map_err(|e| MediaError::encode("creating MP4", e))?;
+
+    let declared = probe.duration_ms.map_or(f64::NAN, |ms| ms as f64 / 1000.0);
+    let stream = ictx.stream(video_index).expect("probed stream exists");
+    let mut video = VideoTrack::new(
+        &stream,
+        upright,
+        probe.rotation,
+        video_settings,
+        &mut octx,
+        declared,
+    )?;
+    video.prepare(&mut octx)?;
+    let mut audio = match (probe.audio_stream, profile.settings.audio.as_ref()) {
+        (Some(index), Some(settings)) => {
+            let stream = ictx.stream(index).expect("probed stream exists");
+            Some(AudioTrack::new(
+                &stream,
+                settings,
+                profile.settings.loudness.as_ref(),
+                &mut octx,
+                false,
+            )?)
+        }
+        _ => None,
+    };
+    let mut header = Dictionary::new();
+    // moov before mdat, so playback starts before the whole file has arrived.
+    header.set("movflags", "+faststart");
+    octx.write_header_with(header)
+        .map_err(|e| MediaError::encode("writing MP4 header", libav::describe(e)))?;
+    video.after_header(&octx);
+    if let Some(a) = audio.as_mut() {
+        a.after_header(&octx);
+    }
+
+    let mut errors = DecodeErrors::new(profile);
+    let wanted: Vec<usize> = std::iter::once(video_index)
+        .chain(audio.as_ref().map(|a| a.input_index))
+        .collect();
+    only_streams(&mut ictx, &wanted);
+    pump(
+        &mut ictx,
+        &mut octx,
+        audio.as_mut(),
+        Some(&mut video),
+        &mut errors,
+    )?;
+    video.finish(&mut octx, &mut errors)?;
+    if let Some(a) = audio.as_mut() {
+        a.finish(&mut octx, &mut errors)?;
+    }
+    octx.write_trailer()
+        .map_err(|e| MediaError::encode("finishing MP4", libav::describe(e)))?;
+    drop(octx);
+    errors.check(&profile.settings.verify)?;
+
+    let source_video = video.span.seconds();
+    if source_video <= 0.0 {
+        return Err(MediaError::NoStream {
+            detail: "the video stream decoded to no frames".into(),
+        });
+    }
+    let expect_audio = audio.as_ref().is_some_and(|a| a.decoded_seconds > 0.0);
+    let checked = verify::check_output(&out_path, verify::Expect::Mp4 { audio: expect_audio })?;
+    verify::compare(
+        "video",
+        source_video,
+        checked.video_seconds,
+        &profile.settings.verify,
+    )?;
+    if let Some(a) = audio.as_ref().filter(|_| expect_audio) {
+        verify::compare(
+            "audio",
+            a.decoded_seconds,
+            checked.audio_seconds,
+            &profile.settings.verify,
+        )?;
+    }
+    if (checked.width, checked.height) != (Some(video.out_width), Some(video.out_height)) {
+        return Err(MediaError::VerifyFailed {
+            detail: format!(
+                "picture is {:?}x{:?}, expected {}x{}",
+                checked.width, checked.height, video.out_width, video.out_height
+            ),
+        });
+    }
+
+    let (out_width, out_height) = (video.out_width, video.out_height);
+    let thumbnail = match (&profile.settings.thumbnail, video.picker.into_frame()) {
+        (Some(t), Some(frame)) => Some(thumbnail::write_jpeg(&frame, t, &work_dir.join("thumb.jpg"))?),
+        (Some(_), None) => {
+            return Err(MediaError::Thumbnail {
+                detail: "no frame to make a thumbnail from".into(),
+            })
+        }
+        (None, _) => None,
+    };
+    let source_seconds = source_video.max(audio.as_ref().map_or(0.0, |a| a.decoded_seconds));
+    Ok(Rendition {
+        mime: "video/mp4".into(),
+        extension: "mp4".into(),
+        bytes: file_len(&out_path)?,
+        path: out_path,
+        duration_ms: Some(ms(checked.video_seconds.max(checked.audio_seconds))),
+        source_duration_ms: Some(ms(source_seconds)),
+        width: Some(out_width),
+        height: Some(out_height),
+        thumbnail,
+    })
+}
+
+fn open_input(input: &Path) -> Result<format::context::Input, MediaError> {
+    libav::clear_last_error();
+    format::input(&input).map_err(|e| MediaError::Unreadable {
+        detail: libav::describe(e),
+    })
+}
+
+/// Tells the demuxer to drop every stream but `keep`: less to read and nothing to decode.
+fn only_streams(ictx: &mut format::context::Input, keep: &[usize]) {
+    unsafe {
+        let ctx = ictx.as_mut_ptr();
+        for i in 0..(*ctx).nb_streams as usize {
+            if !keep.contains(&i) {
+                (**(*ctx).streams.add(i)).discard = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+}
+
+/// Reads every packet and hands it to its track. Timestamps are shifted so the file starts at
+/// zero (MPEG-TS and some MOVs start at an arbitrary clock value).
+fn pump(
+    ictx: &mut format::context::Input,
+    octx: &mut format::context::Output,
+    mut audio: Option<&mut AudioTrack>,
+    mut video: Option<&mut VideoTrack>,
+    errors: &mut DecodeErrors,
+) -> Result<(), MediaError> {
+    let start = unsafe { (*ictx.as_ptr()).start_time };
+    let start = if start == ffmpeg::ffi::AV_NOPTS_VALUE {
+        0
+    } else {
+        start
+    };
+    let time_bases: Vec<ffmpeg::Rational> = ictx.streams().map(|s| s.time_base()).collect();
+    loop {
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(ictx) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => return Ok(()),
+            Err(e) if libav::is_again(&e) => continue,
+            Err(e) => {
+                // Like the ffmpeg CLI: a read error ends the input; what came before stands.
+                errors.record(None, libav::describe(e));
+                return Ok(());
+            }
+        }
+        let index = packet.stream();
+        let offset = start.rescale(ffmpeg::rescale::TIME_BASE, time_bases[index]);
+        if offset != 0 {
+            packet.set_pts(packet.pts().map(|p| p - offset));
+            packet.set_dts(packet.dts().map(|d| d - offset));
+        }
+        if let Some(v) = video.as_deref_mut().filter(|v| v.input_index == index) {
+            v.send_packet(&packet, octx, errors)?;
+        } else if let Some(a) = audio.as_deref_mut().filter(|a| a.input_index == index) {
+            a.send_packet(&packet, octx, errors)?;
+        }
+    }
+}
+
+fn file_len(path: &Path) -> Result<u64, MediaError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| MediaError::io("reading output size", e))
+}
+
+fn ms(seconds: f64) -> u64 {
+    (seconds * 1000.0).round().max(0.0) as u64
+}

@@ -1,0 +1,447 @@
+//! One video stream through decode → filter → x264, feeding the MP4 muxer.
+//!
+//! In: packets of the chosen input stream, with the display rotation from the probe. Out: H.264
+//! packets of the upright picture, bounded per profile (aspect kept, even sizes), frame rate
+//! capped, in yuv420p; the decoded source span; and a thumbnail candidate picked from the frames
+//! on their way to the encoder (so the thumbnail costs no second decode and is upright by
+//! construction). Rotation is applied to the pixels, so the output carries no display matrix.
+
+use ffmpeg::{codec, decoder, encoder, filter, format, frame, Dictionary, Rational, Rescale};
+use ffmpeg_next as ffmpeg;
+
+use super::libav;
+use super::thumbnail::FramePicker;
+use super::transcode::DecodeErrors;
+use super::MediaError;
+use crate::profile::VideoSettings;
+
+pub struct VideoTrack {
+    pub input_index: usize,
+    input_time_base: Rational,
+    decoder: decoder::Video,
+    graph: filter::Graph,
+    encoder: Option<encoder::Video>,
+    /// Kept until the first filtered frame tells the encoder its time base.
+    pending: Option<PendingEncoder>,
+    output_index: usize,
+    output_time_base: Rational,
+    pub out_width: u32,
+    pub out_height: u32,
+    /// Duration of one frame in the encoder's time base, for packets the encoder leaves
+    /// without one (the muxer needs it for the last frame).
+    frame_duration: i64,
+    /// Timestamp of the last frame sent to the encoder: frames must arrive strictly later.
+    last_pts: Option<i64>,
+    pub span: Span,
+    pub picker: FramePicker,
+}
+
+struct PendingEncoder {
+    codec: ffmpeg::Codec,
+    options: Vec<(String, String)>,
+    frame_rate: Rational,
+    global_header: bool,
+}
+
+/// First and last presentation time seen, for the duration of a run of frames.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Span {
+    first: Option<f64>,
+    last: Option<f64>,
+    last_duration: f64,
+}
+
+impl Span {
+    pub fn add(&mut self, start: f64, duration: f64) {
+        if self.first.is_none_or(|f| start < f) {
+            self.first = Some(start);
+        }
+        if self.last.is_none_or(|l| start >= l) {
+            self.last = Some(start);
+            self.last_duration = duration;
+        }
+    }
+
+    pub fn seconds(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some(f), Some(l)) => (l - f + self.last_duration).max(0.0),
+            _ => 0.0,
+        }
+    }
+}
+
+/// The output size for an upright picture of `width`x`height`: inside the profile's box (long
+/// edge × short edge, turned to match the picture), aspect kept, even, never enlarged.
+pub fn bounded_size(width: u32, height: u32, settings: &VideoSettings) -> (u32, u32) {
+    let (box_w, box_h) = if width >= height {
+        (settings.long_edge, settings.short_edge)
+    } else {
+        (settings.short_edge, settings.long_edge)
+    };
+    let scale = (f64::from(box_w) / f64::from(width))
+        .min(f64::from(box_h) / f64::from(height))
+        .min(1.0);
+    let even = |v: f64| ((v / 2.0).round() as u32 * 2).max(2);
+    (even(f64::from(width) * scale), even(f64::from(height) * scale))
+}
+
+impl VideoTrack {
+    /// Opens the decoder and builds the filter graph. The encoder opens on the first frame.
+    pub fn new(
+        stream: &format::stream::Stream,
+        upright: (u32, u32),
+        rotation: u32,
+        settings: &VideoSettings,
+        octx: &mut format::context::Output,
+        thumbnail_at: f64,
+    ) -> Result<VideoTrack, MediaError> {
+        let mut context = codec::context::Context::from_parameters(stream.parameters()).map_err(|e| {
+            MediaError::Unreadable {
+                detail: format!("video stream: {}", libav::describe(e)),
+            }
+        })?;
+        // Decoders opened from parameters default to one thread.
+        context.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+        let mut decoder = context.decoder().video().map_err(|e| MediaError::Unreadable {
+            detail: format!("video decoder: {}", libav::describe(e)),
+        })?;
+        decoder.set_packet_time_base(stream.time_base());
+
+        if decoder.format() == format::Pixel::None {
+            return Err(MediaError::Unreadable {
+                detail: "the video stream declares no pixel format (no picture data)".into(),
+            });
+        }
+        let (out_width, out_height) = bounded_size(upright.0, upright.1, settings);
+        let source_fps = frame_rate(stream);
+        let capped = source_fps.is_some_and(|r| f64::from(r) > f64::from(settings.max_fps) + 0.01);
+        let frame_rate = match source_fps {
+            Some(r) if !capped => r,
+            _ => Rational::new(settings.max_fps as i32, 1),
+        };
+        let graph = build_graph(
+            &decoder,
+            stream.time_base(),
+            rotation,
+            (out_width, out_height),
+            capped.then_some(settings.max_fps),
+        )
+        .map_err(|e| MediaError::encode("video filter graph", libav::describe(e)))?;
+
+        let codec = encoder::find_by_name("libx264")
+            .ok_or_else(|| MediaError::encode("video encoder", "libx264 is not available in this libav"))?;
+        let mut ost = octx
+            .add_stream(codec)
+            .map_err(|e| MediaError::encode("adding video stream", e))?;
+        let output_index = ost.index();
+        // Real parameters are set once the encoder is open; the muxer needs a stream now.
+        ost.set_time_base(Rational::new(1, 90000));
+        let options = vec![
+            ("preset".to_string(), settings.preset.as_str().to_string()),
+            ("crf".to_string(), settings.crf.to_string()),
+            ("profile".to_string(), settings.h264_profile.as_str().to_string()),
+        ];
+        Ok(VideoTrack {
+            input_index: stream.index(),
+            input_time_base: stream.time_base(),
+            decoder,
+            graph,
+            encoder: None,
+            pending: Some(PendingEncoder {
+                codec,
+                options,
+                frame_rate,
+                global_header: octx.format().flags().contains(format::flag::Flags::GLOBAL_HEADER),
+            }),
+            output_index,
+            output_time_base: Rational::new(1, 90000),
+            out_width,
+            out_height,
+            frame_duration: 0,
+            last_pts: None,
+            span: Span::default(),
+            picker: FramePicker::new(thumbnail_at),
+        })
+    }
+
+    /// Opens the encoder with the graph's output time base and gives the muxer its parameters.
+    /// Must run before the header is written: the first frame is pulled through the graph by
+    /// [`VideoTrack::prime`].
+    fn open_encoder(
+        &mut self,
+        time_base: Rational,
+        octx: &mut format::context::Output,
+    ) -> Result<(), MediaError> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let mut enc = codec::context::Context::new_with_codec(p.codec)
+            .encoder()
+            .video()
+            .map_err(|e| MediaError::encode("video encoder", e))?;
+        enc.set_width(self.out_width);
+        enc.set_height(self.out_height);
+        enc.set_format(format::Pixel::YUV420P);
+        enc.set_time_base(time_base);
+        enc.set_frame_rate(Some(p.frame_rate));
+        enc.set_aspect_ratio(Rational::new(1, 1));
+        if p.global_header {
+            unsafe { (*enc.as_mut_ptr()).flags |= ffmpeg::ffi::AV_CODEC_FLAG_GLOBAL_HEADER as i32 };
+        }
+        let mut dict = Dictionary::new();
+        for (k, v) in &p.options {
+            dict.set(k, v);
+        }
+        let encoder = enc
+            .open_as_with(p.codec, dict)
+            .map_err(|e| MediaError::encode("opening x264", libav::describe(e)))?;
+        let mut ost = octx.stream_mut(self.output_index).expect("stream added in new");
+        ost.set_parameters(&encoder);
+        ost.set_time_base(time_base);
+        self.output_time_base = time_base;
+        self.frame_duration = 1i64.rescale(p.frame_rate.invert(), time_base).max(1);
+        self.encoder = Some(encoder);
+        Ok(())
+    }
+
+    /// The encoder's time base is only known once the graph is configured; configure it by
+    /// asking the sink (the graph is validated, so its links carry their time bases).
+    pub fn prepare(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+        let time_base = self.graph.get("out").expect("graph has out").sink().time_base();
+        let time_base = if time_base.numerator() > 0 && time_base.denominator() > 0 {
+            time_base
+        } else {
+            self.input_time_base
+        };
+        self.open_encoder(time_base, octx)
+    }
+
+    pub fn after_header(&mut self, octx: &format::context::Output) {
+        if let Some(stream) = octx.stream(self.output_index) {
+            self.output_time_base = stream.time_base();
+        }
+    }
+
+    pub fn send_packet(
+        &mut self,
+        packet: &ffmpeg::Packet,
+        octx: &mut format::context::Output,
+        errors: &mut DecodeErrors,
+    ) -> Result<(), MediaError> {
+        if let Err(e) = self.decoder.send_packet(packet) {
+            if !libav::is_again(&e) {
+                errors.record(
+                    libav::seconds(packet.pts(), self.input_time_base),
+                    libav::describe(e),
+                );
+            }
+        }
+        self.receive_frames(octx, errors)
+    }
+
+    pub fn finish(
+        &mut self,
+        octx: &mut format::context::Output,
+        errors: &mut DecodeErrors,
+    ) -> Result<(), MediaError> {
+        let _ = self.decoder.send_eof();
+        self.receive_frames(octx, errors)?;
+        self.graph
+            .get("in")
+            .expect("graph has in")
+            .source()
+            .flush()
+            .map_err(|e| MediaError::encode("video filter flush", e))?;
+        self.drain_graph(octx)?;
+        if let Some(encoder) = self.encoder.as_mut() {
+            encoder
+                .send_eof()
+                .map_err(|e| MediaError::encode("x264 flush", e))?;
+        }
+        self.write_packets(octx)
+    }
+
+    fn receive_frames(
+        &mut self,
+        octx: &mut format::context::Output,
+        errors: &mut DecodeErrors,
+    ) -> Result<(), MediaError> {
+        let mut decoded = frame::Video::empty();
+        loop {
+            match self.decoder.receive_frame(&mut decoded) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(e) if libav::is_again(&e) => return Ok(()),
+                Err(e) => {
+                    errors.record(None, libav::describe(e));
+                    return Ok(());
+                }
+            }
+            let pts = decoded.timestamp();
+            decoded.set_pts(pts);
+            if let Some(start) = libav::seconds(pts, self.input_time_base) {
+                let duration =
+                    libav::seconds(Some(decoded.packet().duration), self.input_time_base).unwrap_or(0.0);
+                self.span.add(start, duration);
+                errors.progress(self.span.seconds())?;
+            }
+            self.graph
+                .get("in")
+                .expect("graph has in")
+                .source()
+                .add(&decoded)
+                .map_err(|e| MediaError::encode("video filter", libav::describe(e)))?;
+            self.drain_graph(octx)?;
+        }
+    }
+
+    fn drain_graph(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+        let mut filtered = frame::Video::empty();
+        loop {
+            let mut out = self.graph.get("out").expect("graph has out");
+            let mut sink = out.sink();
+            match sink.frame(&mut filtered) {
+                Ok(()) => {}
+                Err(e) if libav::is_again(&e) || e == ffmpeg::Error::Eof => return Ok(()),
+                Err(e) => return Err(MediaError::encode("video filter", e)),
+            }
+            let time_base = sink.time_base();
+            // A frame that does not move time forward (broken or repeated timestamps) is
+            // dropped, as the ffmpeg CLI does for variable-frame-rate output.
+            let Some(pts) = filtered
+                .pts()
+                .filter(|p| self.last_pts.is_none_or(|last| *p > last))
+            else {
+                continue;
+            };
+            self.last_pts = Some(pts);
+            if let Some(at) = libav::seconds(Some(pts), time_base) {
+                self.picker.offer(&filtered, at);
+            }
+            // Frame types chosen by the decoder must not force the encoder's hand.
+            filtered.set_kind(ffmpeg::picture::Type::None);
+            let encoder = self.encoder.as_mut().expect("encoder opened in prepare");
+            encoder
+                .send_frame(&filtered)
+                .map_err(|e| MediaError::encode("x264", libav::describe(e)))?;
+            self.write_packets(octx)?;
+        }
+    }
+
+    fn write_packets(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Ok(());
+        };
+        let mut packet = ffmpeg::Packet::empty();
+        loop {
+            match encoder.receive_packet(&mut packet) {
+                Ok(()) => {}
+                Err(e) if libav::is_again(&e) || e == ffmpeg::Error::Eof => return Ok(()),
+                Err(e) => return Err(MediaError::encode("x264", e)),
+            }
+            packet.set_stream(self.output_index);
+            if packet.duration() <= 0 {
+                packet.set_duration(self.frame_duration);
+            }
+            packet.rescale_ts(encoder.time_base(), self.output_time_base);
+            packet
+                .write_interleaved(octx)
+                .map_err(|e| MediaError::encode("writing video", libav::describe(e)))?;
+        }
+    }
+}
+
+fn frame_rate(stream: &format::stream::Stream) -> Option<Rational> {
+    [stream.avg_frame_rate(), stream.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
+}
+
+/// `buffer → [transpose/flip for the rotation] → scale → format=yuv420p → [fps] → buffersink`.
+fn build_graph(
+    decoder: &decoder::Video,
+    time_base: Rational,
+    rotation: u32,
+    (width, height): (u32, u32),
+    fps_cap: Option<u32>,
+) -> Result<filter::Graph, ffmpeg::Error> {
+    let mut graph = filter::Graph::new();
+    let sar = decoder.aspect_ratio();
+    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+        sar
+    } else {
+        Rational::new(1, 1)
+    };
+    let pix_fmt: ffmpeg::ffi::AVPixelFormat = decoder.format().into();
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}:pixel_aspect={}",
+        decoder.width(),
+        decoder.height(),
+        pix_fmt as i32,
+        time_base,
+        sar
+    );
+    graph.add(
+        &filter::find("buffer").ok_or(ffmpeg::Error::FilterNotFound)?,
+        "in",
+        &args,
+    )?;
+    graph.add(
+        &filter::find("buffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
+        "out",
+        "",
+    )?;
+    let turn = match rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    };
+    let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
+    let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p{fps}");
+    graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
+    graph.validate()?;
+    Ok(graph)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{H264Profile, VideoCodec, X264Preset};
+
+    fn box720() -> VideoSettings {
+        VideoSettings {
+            codec: VideoCodec::H264,
+            crf: 26,
+            preset: X264Preset::Veryfast,
+            h264_profile: H264Profile::High,
+            long_edge: 1280,
+            short_edge: 720,
+            max_fps: 30,
+        }
+    }
+
+    #[test]
+    fn sizes_fit_the_box_either_way_up() {
+        let s = box720();
+        assert_eq!(bounded_size(1920, 1080, &s), (1280, 720));
+        assert_eq!(bounded_size(1080, 1920, &s), (720, 1280));
+        assert_eq!(bounded_size(320, 240, &s), (320, 240));
+        assert_eq!(bounded_size(8704, 64, &s), (1280, 10));
+        assert_eq!(bounded_size(175, 99, &s), (176, 100));
+        assert_eq!(bounded_size(1, 1, &s), (2, 2));
+    }
+
+    #[test]
+    fn span_counts_the_last_frame() {
+        let mut span = Span::default();
+        for i in 0..30 {
+            span.add(f64::from(i) / 30.0, 1.0 / 30.0);
+        }
+        assert!((span.seconds() - 1.0).abs() < 1e-9);
+    }
+}

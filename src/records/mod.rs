@@ -1,0 +1,12 @@
+//! CRM metadata records: the SPEC's `mediaspool.record/v1` format and where records go.
+//!
+//! In: the outcome of a job. Out: one JSON object per input message, one per line, in the
+//! NDJSON outbox file (and on stdout when asked). Each record has a stable `record_id`, the
+//! same for the same message and outcome however often it is produced, so a receiver can drop
+//! repeats.
+
+mod ndjson;
+mod record;
+
+pub use ndjson::NdjsonSink;
+pub use record::{Crm, ErrorInfo, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};
