@@ -1,0 +1,158 @@
+//! The command line as a user meets it: exit codes, configuration errors, probe output.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const T: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_bad_file_does_not_stop_the_batch_and_sets_exit_code_1() {
+    let s = Scratch::new();
+    let bad = s.path().join("voice.ogg");
+    std::fs::write(&bad, b"OggS but not really an ogg file at all").unwrap();
+    let out = s.process(&[bad.clone(), fixture("voice_note.ogg")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("voice.ogg: rejected (unreadable)"), "{stderr}");
+    let records = s.records();
+    assert_eq!(record_for(&records, "voice.ogg")["event"], "media.rejected");
+    assert_eq!(record_for(&records, "voice_note.ogg")["event"], "media.stored");
+}
+
+#[test]
+fn all_good_files_exit_0_and_config_comes_from_file_and_environment() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.path().join("alt.toml"),
+        "[records]\noutbox = \"out/alt.ndjson\"\n[store]\nroot = \"objects\"\n",
+    )
+    .unwrap();
+    let voice = fixture("voice_note.ogg");
+    // -c after the subcommand, and an environment override on top of the file.
+    let out = s.run_env(
+        &["process", voice.to_str().unwrap(), "-c", "alt.toml"],
+        &[("MEDIASPOOL_ROUTING__AUDIO", "music")],
+        T,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = read_records(&s.path().join("out/alt.ndjson"));
+    assert_eq!(records[0]["media"]["profile"], "music");
+    assert!(s
+        .path()
+        .join("objects")
+        .join(records[0]["media"]["key"].as_str().unwrap())
+        .is_file());
+}
+
+#[test]
+fn configuration_problems_exit_2_and_are_listed_together() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.path().join("mediaspool.toml"),
+        "[routing]\naudio = \"nope\"\nimage = \"voice\"\n",
+    )
+    .unwrap();
+    let out = s.run(&["process", fixture("voice_note.ogg").to_str().unwrap()], T);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("routing.audio = \"nope\": no such profile"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("routing.image = \"voice\": that profile makes audio, not image"),
+        "{stderr}"
+    );
+    assert!(
+        !s.path().join("records.ndjson").exists(),
+        "nothing processed with a bad config"
+    );
+
+    std::fs::write(s.path().join("mediaspool.toml"), "[spool]\njobz = 3\n").unwrap();
+    let out = s.run(&["check"], T);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `jobz`"));
+
+    let out = s.run(&["check", "-c", "missing.toml"], T);
+    assert_eq!(out.status.code(), Some(2));
+    let out = s.run(&["frobnicate"], T);
+    assert_eq!(out.status.code(), Some(2), "bad usage");
+}
+
+#[test]
+fn check_lists_profiles_with_their_ids() {
+    let s = Scratch::new();
+    let out = s.run(&["check"], T);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for p in ["voice", "music", "video-720p", "video-480p", "image"] {
+        assert!(stdout.contains(&format!("profile {p}")), "{stdout}");
+    }
+}
+
+#[test]
+fn profiles_dir_overrides_a_built_in_profile_and_changes_its_id() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join("profiles")).unwrap();
+    let voice = std::fs::read_to_string(repo().join("profiles/voice.toml")).unwrap();
+    std::fs::write(
+        s.path().join("profiles/voice.toml"),
+        voice.replace("bitrate_kbps = 32", "bitrate_kbps = 24"),
+    )
+    .unwrap();
+    std::fs::write(s.path().join("mediaspool.toml"), "profiles_dir = \"profiles\"\n").unwrap();
+    let out = s.process(&[fixture("voice_note.ogg")]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = &s.records()[0];
+    let out = s.stored(r["media"]["key"].as_str().unwrap());
+    assert_eq!(streams_of(&ffprobe(&out), "audio")[0]["bit_rate"], "24000");
+
+    let plain = Scratch::new();
+    plain.process(&[fixture("voice_note.ogg")]);
+    assert_ne!(
+        plain.records()[0]["media"]["profile_id"],
+        r["media"]["profile_id"]
+    );
+    assert_ne!(plain.records()[0]["media"]["key"], r["media"]["key"]);
+}
+
+#[test]
+fn probe_prints_json_per_file_and_flags_failures() {
+    let s = Scratch::new();
+    let empty = s.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let out = s.run(
+        &[
+            "probe",
+            fixture("cover_art.mp3").to_str().unwrap(),
+            empty.to_str().unwrap(),
+        ],
+        T,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["kind"], "audio");
+    assert!(lines[0]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["kind"] == "cover"));
+    assert_eq!(lines[1]["error"]["code"], "empty-file");
+}
