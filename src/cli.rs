@@ -46,6 +46,29 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The daemon: take files from the spool until SIGINT/SIGTERM.
+    Watch,
+    /// Search the catalog; prints matching records as NDJSON.
+    Query {
+        #[arg(long, value_name = "ID")]
+        customer: Option<String>,
+        #[arg(long, value_name = "ID")]
+        chat: Option<String>,
+        /// audio, video, image or other.
+        #[arg(long, value_parser = ["audio", "video", "image", "other"])]
+        kind: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// Received at or after (RFC 3339 time or YYYY-MM-DD).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Received at or before (RFC 3339 time or YYYY-MM-DD).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
     /// Validate configuration and profiles, and reach the store and sinks.
     Check,
+    /// A media worker (started by the daemon; speaks JSON lines on stdin/stdout).
+    #[command(hide = true)]
+    Worker,
 }

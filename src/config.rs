@@ -59,6 +59,20 @@ pub struct SpoolConfig {
     pub keep_originals: bool,
     /// Concurrent media jobs; 0 means one per core.
     pub jobs: usize,
+    /// How long after its media a manifest may still arrive.
+    #[serde(with = "humantime_serde")]
+    pub manifest_grace: Duration,
+    /// Events mode: how often `incoming/` is scanned for files events missed.
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+    /// At shutdown, how long in-flight jobs may take before they are put back.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Wall time a worker may spend on one file, on top of the media's own duration.
+    #[serde(with = "humantime_serde")]
+    pub job_timeout: Duration,
+    /// Resident memory a worker may use.
+    pub job_memory: ByteSize,
 }
 
 impl Default for SpoolConfig {
@@ -69,6 +83,11 @@ impl Default for SpoolConfig {
             quiet_period: Duration::from_secs(2),
             keep_originals: true,
             jobs: 0,
+            manifest_grace: Duration::from_secs(1),
+            rescan_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            job_timeout: Duration::from_secs(600),
+            job_memory: ByteSize::gib(2),
         }
     }
 }

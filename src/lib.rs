@@ -5,23 +5,39 @@
 //! - [`cli`]: command-line definitions; [`commands`]: what each command does, exit codes.
 //! - [`config`]: the `mediaspool.toml` contract, defaults, environment overrides, validation.
 //! - [`profile`]: typed transcoding profiles, built in and from `profiles_dir`, with ids.
+//! - [`ingest`]: the spool (claim, release, quarantine), watching it, manifests.
 //! - [`hash`]: BLAKE3 content hashes.
+//! - [`catalog`]: SQLite: known media (dedup), messages and their records, the outbox.
 //! - [`media`]: the engine — probe, transcode (audio → MP3, video → MP4), images, thumbnails,
 //!   verification. Synchronous, CPU-heavy.
 //! - [`store`]: content-addressed keys and the local store.
-//! - [`records`]: the record format and the NDJSON sink.
-//! - [`pipeline`]: one job, from input file to record.
+//! - [`worker`]: media work in supervised worker processes (time and memory limits).
+//! - [`records`]: the record format, the outbox drain and its sinks.
+//! - [`pipeline`]: one job, from input file to committed record.
+//! - [`daemon`]: `watch`: intake, concurrency, shutdown.
+//! - [`failure`]: the code/message/stage shape of every failure.
 //!
 //! ```text
-//! file ─▶ hash (BLAKE3) ─▶ probe ─▶ route (kind → profile) ─▶ render ─▶ verify ─▶ store ─▶ record
+//! incoming/ ─watch─▶ claim (rename into work/) ─▶ hash ─▶ catalog: seen these bytes? ─yes─▶ duplicate
+//!                                                                 │ no
+//!       worker process: probe ─▶ route (kind → profile) ─▶ render ─▶ verify
+//!                                                                 ▼
+//!            store ─▶ one catalog transaction: media + message + outbox ─▶ done/ | failed/
+//!                                                                 ▼
+//!                                               sinks drain the outbox (NDJSON file, stdout)
 //! ```
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
+pub mod failure;
 pub mod hash;
+pub mod ingest;
 pub mod media;
 pub mod pipeline;
 pub mod profile;
 pub mod records;
 pub mod store;
+pub mod worker;

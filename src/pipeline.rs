@@ -1,233 +1,661 @@
-//! One job, from an input file to its record: hash → probe → route → render → store → record.
+//! One job, from an input file to its committed record.
 //!
-//! In: a path (and the name the sender gave it). Out: exactly one [`Record`] — `media.stored`,
-//! or `media.rejected` with a stable code, the stage and a message a person understands. A bad
-//! file is an outcome, not an error: this function never fails and never panics on input; the
-//! next file is processed normally. Outputs reach the store only after verification, and a job
-//! that fails after putting some of them removes them again. Blocking: run it on a blocking
-//! thread (or in a worker process).
+//! In: a [`JobInput`] (the bytes, the name the sender gave them, and where a manifest may be).
+//! Out: [`JobResult`] — the record, committed to the catalog together with the job's verdict,
+//! which tells the caller where the input goes (`done/`, `failed/`, or deleted). The steps:
+//! manifest → size policy → BLAKE3 → repeat of a known message? → duplicate of known bytes? →
+//! worker (probe → route → render → verify) → store → commit. A bad file is an outcome, not an
+//! error: this never fails on input. Jobs on the same bytes run one after the other, so a copy
+//! dropped while the first is still being transcoded becomes a duplicate, not a second
+//! transcode. Async; hashing, store and catalog calls run on blocking threads, media work in a
+//! worker process.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
+use crate::catalog::{Catalog, CatalogError, JobVerdict, StoredMedia};
 use crate::config::{Config, OtherRoute};
+use crate::failure::{Failure, Stage};
 use crate::hash::{hash_file, ContentHash};
-use crate::media::{self, MediaError, Probe, Rendition, Stage};
+use crate::ingest::manifest::{sha256_matches, Manifest};
+use crate::media::{Probe, Rendition};
 use crate::profile::{MediaKind, Profile, ProfileSet};
-use crate::records::{ErrorInfo, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo};
-use crate::store::{keys, Placed, Store, StoreError};
+use crate::records::{Crm, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo};
+use crate::store::{keys, Placed, Store};
+use crate::worker::pool::WorkerPool;
+use crate::worker::{MediaOutcome, Request};
 
-/// What every job needs: settings, profiles and the store.
-pub struct Engine {
+/// Profile id under which files kept as they came are catalogued.
+const AS_IS: &str = "as-is";
+/// A worker that died is retried this many times in all before the file is quarantined.
+const MAX_ATTEMPTS: u32 = 2;
+
+/// What every job shares.
+pub struct Ctx {
     pub config: Config,
     pub profiles: ProfileSet,
     pub store: Store,
-    /// Parent of the per-job work directories.
-    pub work_root: PathBuf,
+    pub catalog: Catalog,
+    pub workers: WorkerPool,
+    /// Names of the sinks every record is delivered to.
+    pub sinks: Vec<&'static str>,
+    /// Signalled after each commit, so the outbox is drained at once.
+    pub committed: tokio::sync::Notify,
+    /// Parent of the per-job scratch directories.
+    pub scratch: PathBuf,
+    /// One async lock per content hash being worked on.
+    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
-/// Why a job did not store anything.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error(transparent)]
-    Media(#[from] MediaError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot read the input: {0}")]
-    Read(std::io::Error),
-    #[error("{bytes} bytes is over policy.max_input_bytes ({limit} bytes)")]
-    InputTooLarge { bytes: u64, limit: u64 },
-    #[error("not audio, video or an image ({mime}), and routing.other = \"reject\"")]
-    UnsupportedKind { mime: String },
-    #[error("routing names profile {0:?}, which does not exist")]
-    NoProfile(String),
+/// Where a job's manifest is, and how long to wait for one that has not arrived yet.
+pub enum ManifestSource {
+    None,
+    File(PathBuf),
+    /// In the spool: may still arrive in `incoming/` until the deadline.
+    Spool {
+        spool: crate::ingest::Spool,
+        job: crate::ingest::Claimed,
+        deadline: Instant,
+    },
 }
 
-impl JobError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            JobError::Media(e) => e.code(),
-            JobError::Store(e) => e.code(),
-            JobError::Read(_) => "read-error",
-            JobError::InputTooLarge { .. } => "too-large",
-            JobError::UnsupportedKind { .. } => "unsupported-kind",
-            JobError::NoProfile(_) => "no-profile",
-        }
-    }
+pub struct JobInput {
+    pub job_id: String,
+    pub path: PathBuf,
+    pub file_name: String,
+    pub manifest: ManifestSource,
+    /// A slot of the CPU-bound job limit, given up as soon as the media work is done (waiting
+    /// for a late manifest, storing and committing need no CPU).
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
-    pub fn stage(&self) -> Stage {
-        match self {
-            JobError::Media(e) => e.stage(),
-            JobError::Store(_) => Stage::Store,
-            JobError::Read(_) => Stage::Hash,
-            JobError::InputTooLarge { .. } => Stage::Probe,
-            JobError::UnsupportedKind { .. } | JobError::NoProfile(_) => Stage::Route,
-        }
-    }
+#[derive(Debug)]
+pub struct JobResult {
+    /// The record committed now; `None` when the job had been committed before a crash.
+    pub record: Option<Record>,
+    pub verdict: JobVerdict,
+}
 
-    pub fn info(&self) -> ErrorInfo {
-        ErrorInfo {
-            code: self.code().to_string(),
-            message: self.to_string(),
-            stage: self.stage().as_str().to_string(),
+/// Why a job stopped early, turned into a rejected record.
+struct Rejection {
+    failure: Failure,
+    verdict: JobVerdict,
+}
+
+impl From<Failure> for Rejection {
+    fn from(failure: Failure) -> Rejection {
+        Rejection {
+            verdict: JobVerdict::Failed(failure.clone()),
+            failure,
         }
     }
 }
 
-impl Engine {
-    pub fn new(config: Config, profiles: ProfileSet, store: Store, work_root: PathBuf) -> Engine {
-        Engine {
+/// What is known about the input as the job goes.
+struct Facts {
+    source: SourceInfo,
+    hash: Option<ContentHash>,
+    manifest: Option<Manifest>,
+    manifest_checked: bool,
+}
+
+impl Ctx {
+    pub fn new(
+        config: Config,
+        profiles: ProfileSet,
+        store: Store,
+        catalog: Catalog,
+        workers: WorkerPool,
+        scratch: PathBuf,
+    ) -> Ctx {
+        let mut sinks = vec!["ndjson"];
+        if config.records.stdout {
+            sinks.push("stdout");
+        }
+        Ctx {
             config,
             profiles,
             store,
-            work_root,
+            catalog,
+            workers,
+            sinks,
+            committed: tokio::sync::Notify::new(),
+            scratch,
+            locks: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Runs the whole pipeline on `path`, reporting it as `file_name`.
-    pub fn process(&self, path: &Path, file_name: &str) -> Record {
-        let mut source = SourceInfo {
-            file_name: file_name.to_string(),
+    async fn lock_bytes(&self, hash: &ContentHash) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.retain(|_, weak| weak.strong_count() > 0);
+            match locks.get(hash.hex()).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(hash.hex().to_string(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// Runs `f` on a blocking thread with a shared context.
+async fn blocking<T: Send + 'static>(ctx: &Arc<Ctx>, f: impl FnOnce(&Ctx) -> T + Send + 'static) -> T {
+    let ctx = Arc::clone(ctx);
+    tokio::task::spawn_blocking(move || f(&ctx))
+        .await
+        .expect("blocking task does not panic")
+}
+
+pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, CatalogError> {
+    let job_id = input.job_id.clone();
+    let id = job_id.clone();
+    if let Some(verdict) = blocking(ctx, move |c| c.catalog.finished_job(&id)).await? {
+        // Committed before a crash; only the move out of work/ was missing.
+        return Ok(JobResult {
+            record: None,
+            verdict,
+        });
+    }
+    let mut facts = Facts {
+        source: SourceInfo {
+            file_name: input.file_name.clone(),
             ..SourceInfo::default()
+        },
+        hash: None,
+        manifest: None,
+        manifest_checked: false,
+    };
+    let outcome = work(ctx, &mut input, &mut facts).await;
+    let (record, verdict, new_media) = match outcome {
+        Ok(done) => done,
+        Err(rejection) => {
+            tracing::info!(file = %input.file_name, code = %rejection.failure.code, "rejected: {}", rejection.failure.message);
+            let mut record = base_record(Event::Rejected, &facts);
+            record.error = Some(rejection.failure.into());
+            (record, rejection.verdict, None)
+        }
+    };
+    let key = message_key(&facts);
+    let commit_record = record.clone();
+    let commit_verdict = verdict.clone();
+    blocking(ctx, move |c| {
+        let media = new_media.as_ref().map(|(p, k, m)| (p.as_str(), k.as_str(), m));
+        c.catalog
+            .commit(&job_id, &key, &commit_record, media, &commit_verdict, &c.sinks)
+    })
+    .await?;
+    ctx.committed.notify_one();
+    Ok(JobResult {
+        record: Some(record),
+        verdict,
+    })
+}
+
+/// A new rendition to catalogue: (profile id, kind, what records say about it).
+type NewMedia = (String, String, StoredMedia);
+
+async fn work(
+    ctx: &Arc<Ctx>,
+    input: &mut JobInput,
+    facts: &mut Facts,
+) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
+    let path = input.path.clone();
+    let bytes = std::fs::metadata(&path).map_err(|e| read_failure(&e))?.len();
+    facts.source.bytes = bytes;
+
+    load_manifest(&input.manifest, facts, false).await?;
+    let limit = ctx.config.policy.max_input_bytes.as_u64();
+    if bytes > limit {
+        return Err(Failure::new(
+            "too-large",
+            Stage::Policy,
+            format!("{bytes} bytes is over policy.max_input_bytes ({limit} bytes)"),
+        )
+        .into());
+    }
+    let hash_path = path.clone();
+    let hash = blocking(ctx, move |_| hash_file(&hash_path))
+        .await
+        .map_err(|e| read_failure(&e))?;
+    facts.hash = Some(hash.clone());
+    check_manifest(ctx, &path, facts).await?;
+
+    // The same message again (a producer retrying): the same record, nothing new.
+    let key = message_key(facts);
+    let (k, h) = (key.clone(), hash.hex().to_string());
+    if let Some(previous) = blocking(ctx, move |c| {
+        c.catalog.record_of_message(&k, &format!("blake3:{h}"))
+    })
+    .await
+    .map_err(|e| e.failure())?
+    {
+        tracing::info!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
+        let verdict = match &previous.error {
+            Some(e) => JobVerdict::Failed(Failure::new(&e.code, Stage::Catalog, e.message.clone())),
+            None => JobVerdict::Done,
         };
-        let mut hash = None;
-        match self.try_process(path, &mut source, &mut hash) {
-            Ok(record) => record,
+        return Ok((previous, verdict, None));
+    }
+
+    let _same_bytes = ctx.lock_bytes(&hash).await;
+    if let Some(done) = duplicate(ctx, input, facts).await? {
+        return Ok(done);
+    }
+
+    let work_dir = tempfile::Builder::new()
+        .prefix(&format!("{}-", input.job_id))
+        .tempdir_in(&ctx.scratch)
+        .map_err(|e| {
+            Failure::new(
+                "io-error",
+                Stage::Claim,
+                format!("cannot create a work directory: {e}"),
+            )
+        })?;
+    let request = Request {
+        input: path.clone(),
+        file_name: input.file_name.clone(),
+        tags: facts
+            .manifest
+            .as_ref()
+            .map(|m| m.tags.clone())
+            .unwrap_or_default(),
+        work_dir: work_dir.path().to_path_buf(),
+    };
+    let mut request = request;
+    let outcome = run_worker(ctx, &input.job_id, &request).await;
+    drop(input.permit.take());
+    let mut outcome = outcome?;
+    // A manifest may come just after its media: wait (within the grace period) before the
+    // outcome becomes a record, and before anything is stored.
+    load_manifest(&input.manifest, facts, true).await?;
+    check_manifest(ctx, &path, facts).await?;
+    // Its tags may route the file to another profile: then the media work is redone.
+    let tags = facts
+        .manifest
+        .as_ref()
+        .map(|m| m.tags.clone())
+        .unwrap_or_default();
+    if let MediaOutcome::Rendered { probe, profile, .. } = &outcome {
+        let wanted = ctx.config.routing.profile_for(probe.kind, &tags, &ctx.profiles);
+        if tags != request.tags && wanted.as_ref() != Some(profile) {
+            tracing::info!(file = %input.file_name, "late manifest routes to another profile; rendering again");
+            request.tags = tags;
+            outcome = run_worker(ctx, &input.job_id, &request).await?;
+        }
+    }
+
+    match outcome {
+        MediaOutcome::Failed { probe, failure } => {
+            if let Some(p) = probe {
+                describe_source(facts, &p);
+            }
+            Err(failure.into())
+        }
+        MediaOutcome::NotMedia { probe } => {
+            describe_source(facts, &probe);
+            store_as_is(ctx, &path, &probe, facts).await
+        }
+        MediaOutcome::Rendered {
+            probe,
+            profile,
+            rendition,
+        } => {
+            describe_source(facts, &probe);
+            let profile =
+                ctx.profiles.get(&profile).cloned().ok_or_else(|| {
+                    Failure::new("no-profile", Stage::Route, format!("no profile {profile:?}"))
+                })?;
+            store_rendition(ctx, &path, &probe, &profile, rendition, facts).await
+        }
+    }
+}
+
+/// Media work with retries: a worker that died is given one more chance, then the file is
+/// quarantined with the worker's code. Attempts are counted in the catalog, so a restart of
+/// the daemon does not reset them and a poison file cannot crash-loop it.
+async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<MediaOutcome, Rejection> {
+    loop {
+        match ctx.workers.run(request).await {
+            Ok(outcome) => return Ok(outcome),
             Err(e) => {
-                tracing::info!(file = file_name, code = e.code(), "rejected: {e}");
-                let mut record = Record::new(Event::Rejected, file_name, hash.as_ref(), source);
-                record.error = Some(e.info());
-                record
+                let (id, name) = (job_id.to_string(), request.file_name.clone());
+                let attempts = blocking(ctx, move |c| c.catalog.count_attempt(&id, &name))
+                    .await
+                    .map_err(|e| e.failure())?;
+                tracing::warn!(file = %request.file_name, attempts, code = e.code(), "worker failed: {e}");
+                if attempts >= MAX_ATTEMPTS {
+                    let mut failure = e.failure();
+                    failure.message = format!("{} (after {attempts} attempts)", failure.message);
+                    return Err(failure.into());
+                }
             }
         }
     }
+}
 
-    fn try_process(
-        &self,
-        path: &Path,
-        source: &mut SourceInfo,
-        hash: &mut Option<ContentHash>,
-    ) -> Result<Record, JobError> {
-        let bytes = std::fs::metadata(path).map_err(JobError::Read)?.len();
-        source.bytes = bytes;
-        let limit = self.config.policy.max_input_bytes.as_u64();
-        if bytes > limit {
-            return Err(JobError::InputTooLarge { bytes, limit });
-        }
-        let content = hash_file(path).map_err(JobError::Read)?;
-        *hash = Some(content.clone());
-
-        let probe = media::probe(path)?;
-        source.mime = Some(probe.mime.clone());
-        source.container = probe.container.clone();
-        source.codecs = probe.codecs.clone();
-
-        let Some(profile_name) = self.config.routing.profile_for(probe.kind, &[], &self.profiles) else {
-            return self.store_as_is(path, &probe, &content, source);
-        };
-        let profile = self
-            .profiles
-            .get(&profile_name)
-            .ok_or_else(|| JobError::NoProfile(profile_name.clone()))?;
-        let work = tempfile::Builder::new()
-            .prefix("job-")
-            .tempdir_in(&self.work_root)
-            .map_err(|e| MediaError::io("creating work directory", e))?;
-        let rendition = media::render(path, &probe, profile, work.path())?;
-        self.store_rendition(path, &content, profile, &probe, &rendition, source)
+/// Reads (or, once the media work is done, waits for) the manifest. A manifest that does not
+/// parse rejects the pair.
+async fn load_manifest(source: &ManifestSource, facts: &mut Facts, wait: bool) -> Result<(), Rejection> {
+    if facts.manifest.is_some() {
+        return Ok(());
     }
-
-    fn store_rendition(
-        &self,
-        input: &Path,
-        content: &ContentHash,
-        profile: &Profile,
-        probe: &Probe,
-        rendition: &Rendition,
-        source: &SourceInfo,
-    ) -> Result<Record, JobError> {
-        let prefix = &self.config.store.prefix;
-        let mut placed = Placed::new(&self.store);
-        let thumbnail = match &rendition.thumbnail {
-            Some(t) => {
-                let key = keys::thumbnail(prefix, content, &profile.id, &t.extension);
-                let object = placed.put(&key, &t.path)?;
-                Some(ThumbnailInfo {
-                    mime: t.mime.clone(),
-                    width: t.width,
-                    height: t.height,
-                    url: object.url,
-                    key: object.key,
-                })
+    let path = match source {
+        ManifestSource::None => return Ok(()),
+        ManifestSource::File(path) => path.clone(),
+        ManifestSource::Spool { spool, job, deadline } => loop {
+            match spool.take_manifest(job) {
+                Ok(true) => break spool.manifest_of(job),
+                Ok(false) if wait && Instant::now() < *deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    return Err(Failure::new(
+                        "io-error",
+                        Stage::Manifest,
+                        format!("cannot take the manifest: {e}"),
+                    )
+                    .into())
+                }
             }
-            None => None,
-        };
-        let original = if self.config.store.upload_originals {
-            Some(placed.put(&keys::original(prefix, content), input)?)
-        } else {
-            None
-        };
-        let key = keys::rendition(prefix, content, &profile.id, &rendition.extension);
-        let object = placed.put(&key, &rendition.path)?;
-        placed.keep();
-
-        let mut record = Record::new(Event::Stored, &source.file_name, Some(content), source.clone());
-        record.media = Some(MediaInfo {
-            kind: probe.kind.as_str().to_string(),
-            profile: Some(profile.name.clone()),
-            profile_id: Some(profile.id.clone()),
-            mime: rendition.mime.clone(),
-            bytes: rendition.bytes,
-            duration_ms: rendition.duration_ms,
-            width: rendition.width,
-            height: rendition.height,
-            url: object.url,
-            key: object.key,
-        });
-        record.thumbnail = thumbnail;
-        record.original = original;
-        record.retention_until = self.retention_until(profile.settings.retention_days);
-        Ok(record)
-    }
-
-    /// Files that are not media: kept byte for byte, or refused, per `routing.other`.
-    fn store_as_is(
-        &self,
-        input: &Path,
-        probe: &Probe,
-        content: &ContentHash,
-        source: &SourceInfo,
-    ) -> Result<Record, JobError> {
-        if self.config.routing.other == OtherRoute::Reject {
-            return Err(JobError::UnsupportedKind {
-                mime: probe.mime.clone(),
-            });
+        },
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Failure::new(
+                "io-error",
+                Stage::Manifest,
+                format!("cannot read the manifest: {e}"),
+            )
+            .into())
         }
-        let key = keys::original(&self.config.store.prefix, content);
-        let object = self.store.put_file(&key, input)?;
-        let mut record = Record::new(Event::Stored, &source.file_name, Some(content), source.clone());
-        record.media = Some(MediaInfo {
-            kind: MediaKind::Other.as_str().to_string(),
-            profile: None,
-            profile_id: None,
-            mime: probe.mime.clone(),
-            bytes: probe.bytes,
-            duration_ms: None,
-            width: None,
-            height: None,
-            url: object.url.clone(),
-            key: object.key.clone(),
-        });
-        record.original = Some(object);
-        record.retention_until = self.retention_until(None);
-        Ok(record)
-    }
+    };
+    let manifest =
+        Manifest::parse(&bytes).map_err(|e| Failure::new(e.code(), Stage::Manifest, e.to_string()))?;
+    facts.manifest = Some(manifest);
+    facts.manifest_checked = false;
+    Ok(())
+}
 
-    fn retention_until(&self, profile_days: Option<u32>) -> Option<String> {
-        let days = profile_days.unwrap_or(self.config.policy.retention_days);
-        if days == 0 {
-            return None;
-        }
-        let until = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
-        until.format(&time::format_description::well_known::Rfc3339).ok()
+/// The manifest's checks that need the bytes or the policy: checksum and consent.
+async fn check_manifest(ctx: &Arc<Ctx>, path: &Path, facts: &mut Facts) -> Result<(), Rejection> {
+    if facts.manifest_checked || facts.hash.is_none() {
+        return Ok(());
     }
+    facts.manifest_checked = true;
+    let manifest = facts.manifest.clone();
+    if let Some(expected) = manifest.as_ref().and_then(|m| m.sha256.clone()) {
+        let p = path.to_path_buf();
+        let matches = blocking(ctx, move |_| sha256_matches(&p, &expected))
+            .await
+            .map_err(|e| read_failure(&e))?;
+        if !matches {
+            return Err(Failure::new(
+                "checksum-mismatch",
+                Stage::Manifest,
+                "the file's SHA-256 differs from the manifest's sha256: the download is corrupt or incomplete",
+            )
+            .into());
+        }
+    }
+    if ctx.config.policy.require_consent && manifest.as_ref().and_then(|m| m.consent) != Some(true) {
+        return Err(Rejection {
+            failure: Failure::new(
+                "no-consent",
+                Stage::Policy,
+                "policy.require_consent is set and the manifest does not say consent: true; the file was deleted",
+            ),
+            verdict: JobVerdict::Removed,
+        });
+    }
+    Ok(())
+}
+
+/// Known bytes already rendered with the profile routing picks now: a duplicate record, no
+/// new work. A changed profile (new id) is not a duplicate: it makes new outputs.
+async fn duplicate(
+    ctx: &Arc<Ctx>,
+    input: &JobInput,
+    facts: &mut Facts,
+) -> Result<Option<(Record, JobVerdict, Option<NewMedia>)>, Rejection> {
+    let hash = facts.hash.clone().expect("hashed before dedup");
+    let h = hash.to_string();
+    let known = blocking(ctx, move |c| c.catalog.media_for(&h))
+        .await
+        .map_err(|e| e.failure())?;
+    let Some((_, kind, _)) = known.first() else {
+        return Ok(None);
+    };
+    let kind: MediaKind =
+        serde_json::from_value(serde_json::Value::String(kind.clone())).unwrap_or(MediaKind::Other);
+    let tags = facts
+        .manifest
+        .as_ref()
+        .map(|m| m.tags.clone())
+        .unwrap_or_default();
+    let wanted = match ctx.config.routing.profile_for(kind, &tags, &ctx.profiles) {
+        Some(name) => ctx.profiles.get(&name).map(|p| p.id.clone()),
+        None if ctx.config.routing.other == OtherRoute::Store => Some(AS_IS.to_string()),
+        None => None,
+    };
+    let Some((_, _, stored)) = known
+        .into_iter()
+        .find(|(profile_id, _, _)| Some(profile_id) == wanted.as_ref())
+    else {
+        return Ok(None);
+    };
+    load_manifest(&input.manifest, facts, true).await?;
+    check_manifest(ctx, &input.path, facts).await?;
+    tracing::info!(file = %input.file_name, first = %stored.first_record_id, "duplicate");
+    let mut record = base_record(Event::Duplicate, facts);
+    record.duplicate_of = Some(stored.first_record_id.clone());
+    record.media = Some(stored.media.clone());
+    record.thumbnail = stored.thumbnail.clone();
+    record.original = stored.original.clone();
+    Ok(Some((record, JobVerdict::Done, None)))
+}
+
+async fn store_rendition(
+    ctx: &Arc<Ctx>,
+    input: &Path,
+    probe: &Probe,
+    profile: &Profile,
+    rendition: Rendition,
+    facts: &Facts,
+) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
+    let hash = facts.hash.clone().expect("hashed");
+    let mut record = base_record(Event::Stored, facts);
+    let (profile_for_store, input) = (profile.clone(), input.to_path_buf());
+    let (media, thumbnail, original) = blocking(ctx, move |c| {
+        put_rendition(c, &hash, &profile_for_store, &input, &rendition)
+    })
+    .await
+    .map_err(|e| Failure::new(e.code(), Stage::Store, e.to_string()))?;
+    record.media = Some(MediaInfo {
+        kind: probe.kind.as_str().to_string(),
+        ..media
+    });
+    record.thumbnail = thumbnail;
+    record.original = original;
+    record.retention_until = retention_until(ctx, facts, profile.settings.retention_days);
+    let stored = StoredMedia {
+        media: record.media.clone().expect("just set"),
+        thumbnail: record.thumbnail.clone(),
+        original: record.original.clone(),
+        first_record_id: record.record_id.clone(),
+    };
+    Ok((
+        record,
+        JobVerdict::Done,
+        Some((profile.id.clone(), probe.kind.as_str().to_string(), stored)),
+    ))
+}
+
+/// Puts thumbnail, original (if configured) and rendition; removes them again if any put fails.
+fn put_rendition(
+    ctx: &Ctx,
+    hash: &ContentHash,
+    profile: &Profile,
+    input: &Path,
+    rendition: &Rendition,
+) -> Result<(MediaInfo, Option<ThumbnailInfo>, Option<crate::store::ObjectRef>), crate::store::StoreError> {
+    let prefix = &ctx.config.store.prefix;
+    let mut placed = Placed::new(&ctx.store);
+    let thumbnail = match &rendition.thumbnail {
+        Some(t) => {
+            let object = placed.put(&keys::thumbnail(prefix, hash, &profile.id, &t.extension), &t.path)?;
+            Some(ThumbnailInfo {
+                mime: t.mime.clone(),
+                width: t.width,
+                height: t.height,
+                url: object.url,
+                key: object.key,
+            })
+        }
+        None => None,
+    };
+    let original = if ctx.config.store.upload_originals {
+        Some(placed.put(&keys::original(prefix, hash), input)?)
+    } else {
+        None
+    };
+    let object = placed.put(
+        &keys::rendition(prefix, hash, &profile.id, &rendition.extension),
+        &rendition.path,
+    )?;
+    placed.keep();
+    let media = MediaInfo {
+        kind: String::new(),
+        profile: Some(profile.name.clone()),
+        profile_id: Some(profile.id.clone()),
+        mime: rendition.mime.clone(),
+        bytes: rendition.bytes,
+        duration_ms: rendition.duration_ms,
+        width: rendition.width,
+        height: rendition.height,
+        url: object.url,
+        key: object.key,
+    };
+    Ok((media, thumbnail, original))
+}
+
+/// Files that are not media: kept byte for byte, or refused, per `routing.other`.
+async fn store_as_is(
+    ctx: &Arc<Ctx>,
+    input: &Path,
+    probe: &Probe,
+    facts: &Facts,
+) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
+    if ctx.config.routing.other == OtherRoute::Reject {
+        return Err(Failure::new(
+            "unsupported-kind",
+            Stage::Route,
+            format!(
+                "not audio, video or an image ({}), and routing.other = \"reject\"",
+                probe.mime
+            ),
+        )
+        .into());
+    }
+    let hash = facts.hash.clone().expect("hashed");
+    let (input, prefix) = (input.to_path_buf(), ctx.config.store.prefix.clone());
+    let object = blocking(ctx, move |c| {
+        c.store.put_file(&keys::original(&prefix, &hash), &input)
+    })
+    .await
+    .map_err(|e| Failure::new(e.code(), Stage::Store, e.to_string()))?;
+    let mut record = base_record(Event::Stored, facts);
+    record.media = Some(MediaInfo {
+        kind: MediaKind::Other.as_str().to_string(),
+        profile: None,
+        profile_id: None,
+        mime: probe.mime.clone(),
+        bytes: probe.bytes,
+        duration_ms: None,
+        width: None,
+        height: None,
+        url: object.url.clone(),
+        key: object.key.clone(),
+    });
+    record.original = Some(object);
+    record.retention_until = retention_until(ctx, facts, None);
+    let stored = StoredMedia {
+        media: record.media.clone().expect("just set"),
+        thumbnail: None,
+        original: record.original.clone(),
+        first_record_id: record.record_id.clone(),
+    };
+    Ok((
+        record,
+        JobVerdict::Done,
+        Some((AS_IS.to_string(), MediaKind::Other.as_str().to_string(), stored)),
+    ))
+}
+
+fn describe_source(facts: &mut Facts, probe: &Probe) {
+    facts.source.mime = Some(probe.mime.clone());
+    facts.source.container = probe.container.clone();
+    facts.source.codecs = probe.codecs.clone();
+}
+
+/// The message's identity: the channel's message id when the manifest gives one, else the
+/// file name.
+fn message_key(facts: &Facts) -> String {
+    facts
+        .manifest
+        .as_ref()
+        .and_then(|m| m.message_id.clone())
+        .unwrap_or_else(|| facts.source.file_name.clone())
+}
+
+/// A record with identity, source and CRM fields filled from what is known.
+fn base_record(event: Event, facts: &Facts) -> Record {
+    let mut record = Record::new(
+        event,
+        &message_key(facts),
+        facts.hash.as_ref(),
+        facts.source.clone(),
+    );
+    if let Some(m) = &facts.manifest {
+        record.crm = Crm {
+            customer_id: m.customer_id.clone(),
+            chat_id: m.chat_id.clone(),
+            message_id: m.message_id.clone(),
+            channel: m.channel.clone(),
+            tags: m.tags.clone(),
+        };
+        record.received_at = m.received_at.clone();
+        if let Some(extra) = &m.extra {
+            record.extra = serde_json::Value::Object(extra.clone());
+        }
+    }
+    record
+}
+
+/// Retention: the manifest's, else the profile's, else the policy's; none when 0.
+fn retention_until(ctx: &Ctx, facts: &Facts, profile_days: Option<u32>) -> Option<String> {
+    let days = facts
+        .manifest
+        .as_ref()
+        .and_then(|m| m.retention_days)
+        .or(profile_days)
+        .unwrap_or(ctx.config.policy.retention_days);
+    if days == 0 {
+        return None;
+    }
+    let until = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
+    until.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
+fn read_failure(e: &std::io::Error) -> Rejection {
+    Failure::new("read-error", Stage::Hash, format!("cannot read the input: {e}")).into()
 }

@@ -568,6 +568,13 @@ impl ProfileSet {
         }
     }
 
+    /// A set of already validated profiles (as a worker receives them).
+    pub fn from_profiles(profiles: Vec<Profile>) -> ProfileSet {
+        ProfileSet {
+            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name)
     }

@@ -4,6 +4,8 @@
 mod check;
 mod probe;
 mod process;
+mod query;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -17,6 +19,9 @@ pub const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.log_format, cli.verbose);
+    if let Command::Worker = cli.command {
+        return ExitCode::from(crate::worker::child::run());
+    }
     let loaded = load(&cli);
     let code = match (&cli.command, loaded) {
         (Command::Check, loaded) => check::run(loaded),
@@ -26,6 +31,41 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         (Command::Probe { files }, Ok(_)) => probe::run(files),
         (Command::Process { files }, Ok((config, profiles))) => process::run(config, profiles, files),
+        (Command::Watch, Ok((config, profiles))) => watch::run(config, profiles),
+        (
+            Command::Query {
+                customer,
+                chat,
+                kind,
+                tag,
+                since,
+                until,
+            },
+            Ok((config, _)),
+        ) => {
+            let times = (
+                since.as_deref().map(query::parse_time).transpose(),
+                until.as_deref().map(query::parse_time).transpose(),
+            );
+            match times {
+                (Ok(since), Ok(until)) => {
+                    let filter = crate::catalog::QueryFilter {
+                        customer: customer.clone(),
+                        chat: chat.clone(),
+                        kind: kind.clone(),
+                        tag: tag.clone(),
+                        since,
+                        until,
+                    };
+                    query::run(&config, &filter)
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("mediaspool: {e}");
+                    EXIT_USAGE
+                }
+            }
+        }
+        (Command::Worker, _) => unreachable!("handled above"),
     };
     ExitCode::from(code)
 }

@@ -1,43 +1,7 @@
 //! Why the media engine refused or failed a file, with a stable code per cause.
 
-use serde::{Deserialize, Serialize};
-
+use crate::failure::{Failure, Stage};
 use crate::profile::MediaKind;
-
-/// The pipeline stage an error comes from, as written in records and error files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Claim,
-    Manifest,
-    Hash,
-    Probe,
-    Route,
-    Transcode,
-    Thumbnail,
-    Verify,
-    Store,
-    Catalog,
-    Worker,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Claim => "claim",
-            Stage::Manifest => "manifest",
-            Stage::Hash => "hash",
-            Stage::Probe => "probe",
-            Stage::Route => "route",
-            Stage::Transcode => "transcode",
-            Stage::Thumbnail => "thumbnail",
-            Stage::Verify => "verify",
-            Stage::Store => "store",
-            Stage::Catalog => "catalog",
-            Stage::Worker => "worker",
-        }
-    }
-}
 
 /// Every way a file can fail in the engine. Messages are for a person deciding what to do.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -145,6 +109,10 @@ impl MediaError {
     /// the same bytes through the same code give the same verdict.
     pub fn retryable(&self) -> bool {
         matches!(self, MediaError::Io { .. })
+    }
+
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.code(), self.stage(), self.to_string())
     }
 
     pub fn io(context: &str, e: impl std::fmt::Display) -> MediaError {

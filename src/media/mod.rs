@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use error::{MediaError, Stage};
+pub use error::MediaError;
 pub use libav::init;
 pub use probe::{probe, Probe, StreamInfo};
 

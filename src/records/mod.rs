@@ -6,7 +6,8 @@
 //! repeats.
 
 mod ndjson;
+pub mod outbox;
 mod record;
 
 pub use ndjson::NdjsonSink;
-pub use record::{Crm, ErrorInfo, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};
+pub use record::{now_rfc3339, Crm, ErrorInfo, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};

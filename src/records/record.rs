@@ -98,6 +98,16 @@ pub struct ErrorInfo {
     pub stage: String,
 }
 
+impl From<crate::failure::Failure> for ErrorInfo {
+    fn from(f: crate::failure::Failure) -> ErrorInfo {
+        ErrorInfo {
+            code: f.code,
+            message: f.message,
+            stage: f.stage.as_str().to_string(),
+        }
+    }
+}
+
 impl Record {
     /// A record with the identity fields set; the rest is filled by the caller.
     pub fn new(

@@ -23,6 +23,7 @@ impl LocalStore {
         };
         fs::create_dir_all(root.join(STAGING)).map_err(io)?;
         let root = root.canonicalize().map_err(io)?;
+        clear_abandoned_staging(&root.join(STAGING));
         Ok(LocalStore { root })
     }
 
@@ -87,6 +88,21 @@ impl LocalStore {
         ObjectRef {
             key: key.to_string(),
             url: format!("file://{}", self.path_of(key).display()),
+        }
+    }
+}
+
+/// Staged copies are named `PID.…`; those of processes that are gone were interrupted puts.
+fn clear_abandoned_staging(staging: &Path) {
+    let Ok(entries) = fs::read_dir(staging) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid = name.split('.').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }

@@ -1,52 +1,20 @@
 //! The pipeline over every file of the shared corpus.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::common::*;
+use crate::spool_support::{referenced_keys, stored_files};
 
-/// Every key a record names (media, thumbnail, original).
-fn referenced_keys(records: &[Value]) -> HashSet<String> {
-    let mut keys = HashSet::new();
-    for r in records {
-        for part in ["media", "thumbnail", "original"] {
-            if let Some(k) = r[part]["key"].as_str() {
-                keys.insert(k.to_string());
-            }
-        }
-    }
-    keys
-}
-
-/// Files in the store, relative to its root, staging area excluded.
-fn stored_files(root: &Path) -> HashSet<String> {
-    fn walk(dir: &Path, root: &Path, out: &mut HashSet<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, root, out);
-            } else {
-                out.insert(p.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = HashSet::new();
+fn assert_no_staging_left(root: &Path) {
     if root.exists() {
-        for e in std::fs::read_dir(root).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() && p.file_name().unwrap() != ".staging" {
-                walk(&p, root, &mut out);
-            }
-        }
         assert_eq!(
             std::fs::read_dir(root.join(".staging")).unwrap().count(),
             0,
             "staging left behind"
         );
     }
-    out
 }
 
 fn check_record_fields(r: &Value, source: &Path) {
@@ -218,6 +186,7 @@ fn every_audio_and_video_file_becomes_a_verified_output() {
         referenced_keys(&records),
         "store holds exactly what records name"
     );
+    assert_no_staging_left(&s.path().join("media"));
 }
 
 #[test]
@@ -251,4 +220,5 @@ fn broken_and_odd_files_are_stored_or_rejected_never_a_crash() {
         referenced_keys(&records),
         "no partial outputs"
     );
+    assert_no_staging_left(&s.path().join("media"));
 }

@@ -4,4 +4,6 @@
 mod cli;
 mod common;
 mod corpus;
+mod daemon;
 mod fixtures;
+mod spool_support;

@@ -1,0 +1,290 @@
+//! The catalog: what media exists, which messages produced which records, and the outbox.
+//!
+//! In: committed job outcomes. Out: dedup answers (is there already a rendition of these bytes
+//! for this profile? was this very message seen before?), records for `query`, and the outbox
+//! rows the sinks drain. A job's record is written in the same transaction that marks the job
+//! done, so a record exists exactly when its job is done: a crash on either side of the commit
+//! loses nothing and doubles nothing. SQLite (WAL) behind a mutex; every call blocks, so call
+//! from a blocking thread. Fails with [`CatalogError`].
+
+mod schema;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::failure::Failure;
+use crate::records::{MediaInfo, Record, ThumbnailInfo};
+use crate::store::ObjectRef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog url {0:?}: only sqlite://PATH is available")]
+    Url(String),
+    #[error("catalog: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("catalog: corrupt row: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl CatalogError {
+    pub fn failure(&self) -> Failure {
+        Failure::new("catalog-error", crate::failure::Stage::Catalog, self.to_string())
+    }
+}
+
+/// A rendition already in the store, as records describe it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredMedia {
+    pub media: MediaInfo,
+    pub thumbnail: Option<ThumbnailInfo>,
+    pub original: Option<ObjectRef>,
+    /// Record id of the message that first produced it.
+    pub first_record_id: String,
+}
+
+/// How a finished job left its input: released (done/ or deleted) or quarantined.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum JobVerdict {
+    Done,
+    Failed(Failure),
+    /// Refused by policy: the input is removed, not kept (consent).
+    Removed,
+}
+
+/// Filters of `mediaspool query`; all optional, combined with AND.
+#[derive(Debug, Default, Clone)]
+pub struct QueryFilter {
+    pub customer: Option<String>,
+    pub chat: Option<String>,
+    pub kind: Option<String>,
+    pub tag: Option<String>,
+    /// RFC 3339 bounds on when the message was received (or processed, if the producer did not
+    /// say).
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+pub struct Catalog {
+    conn: Mutex<Connection>,
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog named by `url` (`sqlite://PATH`), relative paths
+    /// against the working directory.
+    pub fn open(url: &str) -> Result<Catalog, CatalogError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| CatalogError::Url(url.to_string()))?;
+        Self::open_path(Path::new(path))
+    }
+
+    pub fn open_path(path: &Path) -> Result<Catalog, CatalogError> {
+        let conn = Connection::open(path)?;
+        // Several daemons may share the file; writers wait for each other briefly.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL with NORMAL survives a killed process; only a power cut may lose the last commits.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&conn)?;
+        Ok(Catalog {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The verdict of a job that already committed, if it did (a resumed job after a crash
+    /// between commit and release).
+    pub fn finished_job(&self, job_id: &str) -> Result<Option<JobVerdict>, CatalogError> {
+        let conn = self.conn();
+        let verdict: Option<String> = conn
+            .query_row(
+                "SELECT verdict FROM jobs WHERE job_id = ?1 AND verdict IS NOT NULL",
+                [job_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(verdict.map(|v| serde_json::from_str(&v)).transpose()?)
+    }
+
+    /// Counts one more attempt at a job whose worker died, returning the count so far.
+    pub fn count_attempt(&self, job_id: &str, file_name: &str) -> Result<u32, CatalogError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO jobs (job_id, file_name, attempts) VALUES (?1, ?2, 1)
+             ON CONFLICT(job_id) DO UPDATE SET attempts = attempts + 1",
+            params![job_id, file_name],
+        )?;
+        Ok(
+            conn.query_row("SELECT attempts FROM jobs WHERE job_id = ?1", [job_id], |r| {
+                r.get(0)
+            })?,
+        )
+    }
+
+    /// Renditions of these bytes, by profile id.
+    pub fn media_for(&self, content_hash: &str) -> Result<Vec<(String, String, StoredMedia)>, CatalogError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT profile_id, kind, info FROM media WHERE content_hash = ?1")?;
+        let rows = stmt
+            .query_map([content_hash], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(profile_id, kind, info)| Ok((profile_id, kind, serde_json::from_str(&info)?)))
+            .collect()
+    }
+
+    /// The record already made for this message (same message key, same bytes), if any.
+    pub fn record_of_message(
+        &self,
+        message_key: &str,
+        content_hash: &str,
+    ) -> Result<Option<Record>, CatalogError> {
+        let conn = self.conn();
+        let body: Option<String> = conn
+            .query_row(
+                "SELECT record FROM messages WHERE message_key = ?1 AND content_hash = ?2
+                 ORDER BY processed_at LIMIT 1",
+                params![message_key, content_hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// Commits a finished job: its rendition (if new), its record, the record's outbox rows
+    /// for every sink, and the job's verdict — all or nothing.
+    pub fn commit(
+        &self,
+        job_id: &str,
+        message_key: &str,
+        record: &Record,
+        new_media: Option<(&str, &str, &StoredMedia)>,
+        verdict: &JobVerdict,
+        sinks: &[&str],
+    ) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let body = serde_json::to_string(record)?;
+        if let Some((profile_id, kind, media)) = new_media {
+            tx.execute(
+                "INSERT OR IGNORE INTO media (content_hash, profile_id, kind, info, first_record_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    record.content_hash,
+                    profile_id,
+                    kind,
+                    serde_json::to_string(media)?,
+                    media.first_record_id,
+                    record.processed_at
+                ],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO messages (record_id, message_key, content_hash, event, kind, customer_id, chat_id,
+                 tags, received_at, processed_at, retention_until, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                record.record_id,
+                message_key,
+                record.content_hash,
+                record.event.as_str(),
+                record.media.as_ref().map(|m| m.kind.clone()),
+                record.crm.customer_id,
+                record.crm.chat_id,
+                serde_json::to_string(&record.crm.tags)?,
+                record.received_at,
+                record.processed_at,
+                record.retention_until,
+                body
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO outbox (record_id, body, created_at) VALUES (?1, ?2, ?3)",
+            params![record.record_id, body, record.processed_at],
+        )?;
+        let seq = tx.last_insert_rowid();
+        for sink in sinks {
+            tx.execute(
+                "INSERT INTO deliveries (seq, sink) VALUES (?1, ?2)",
+                params![seq, sink],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO jobs (job_id, file_name, attempts, verdict, record_id) VALUES (?1, ?2, 0, ?3, ?4)
+             ON CONFLICT(job_id) DO UPDATE SET verdict = excluded.verdict, record_id = excluded.record_id",
+            params![
+                job_id,
+                record.source.file_name,
+                serde_json::to_string(verdict)?,
+                record.record_id
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Outbox rows not yet delivered to `sink`, oldest first.
+    pub fn pending(&self, sink: &str, limit: usize) -> Result<Vec<(i64, String)>, CatalogError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT o.seq, o.body FROM deliveries d JOIN outbox o ON o.seq = d.seq
+             WHERE d.sink = ?1 AND d.delivered_at IS NULL ORDER BY o.seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![sink, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn mark_delivered(&self, sink: &str, seqs: &[i64]) -> Result<(), CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = crate::records::now_rfc3339();
+        for seq in seqs {
+            tx.execute(
+                "UPDATE deliveries SET delivered_at = ?1 WHERE seq = ?2 AND sink = ?3",
+                params![now, seq, sink],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records matching `filter`, oldest first.
+    pub fn query(&self, filter: &QueryFilter) -> Result<Vec<Record>, CatalogError> {
+        let mut sql = String::from("SELECT record FROM messages WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut add = |clause: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                args.push(v.clone());
+                sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            }
+        };
+        add(" AND customer_id = ?", &filter.customer);
+        add(" AND chat_id = ?", &filter.chat);
+        add(" AND kind = ?", &filter.kind);
+        add(
+            " AND EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE json_each.value = ?)",
+            &filter.tag,
+        );
+        add(" AND COALESCE(received_at, processed_at) >= ?", &filter.since);
+        add(" AND COALESCE(received_at, processed_at) <= ?", &filter.until);
+        sql.push_str(" ORDER BY COALESCE(received_at, processed_at), record_id");
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
+        rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
+    }
+}

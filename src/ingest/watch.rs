@@ -1,0 +1,169 @@
+//! Noticing complete files in `incoming/`.
+//!
+//! In: the spool's `incoming/` directory and the watch mode. Out: names of files that are
+//! complete, sent on a channel (a name may be sent more than once; claiming is what counts).
+//! - `events` (inotify through notify): a file is complete when it is closed after writing or
+//!   renamed into `incoming/`. A scan at start and every `rescan_interval` (and at once when the
+//!   kernel's event queue overflowed) takes files that events missed, once they have been left
+//!   untouched for the longer of `quiet_period` and `rescan_interval`.
+//! - `poll` (network filesystems without events): a scan every half quiet period; a file is
+//!   complete when its size and modification time are unchanged across two looks at least
+//!   `quiet_period` apart.
+//!
+//! Runs as async tasks (plus notify's own thread); stops when the receiver is dropped or the
+//! shutdown token fires.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use super::spool::{is_candidate, Spool};
+use crate::config::WatchMode;
+
+pub struct WatchSettings {
+    pub mode: WatchMode,
+    pub quiet_period: Duration,
+    pub rescan_interval: Duration,
+}
+
+/// Starts watching; complete names arrive on the returned channel until `stop` turns true.
+pub fn start(
+    spool: &Spool,
+    settings: WatchSettings,
+    stop: watch::Receiver<bool>,
+) -> notify::Result<mpsc::UnboundedReceiver<String>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let incoming = spool.incoming.clone();
+    match settings.mode {
+        WatchMode::Events => {
+            let (rescan_tx, rescan_rx) = mpsc::unbounded_channel();
+            let watcher = start_events(&incoming, tx.clone(), rescan_tx)?;
+            tokio::spawn(scan_loop(
+                spool.clone(),
+                settings,
+                tx,
+                rescan_rx,
+                stop,
+                Some(watcher),
+            ));
+        }
+        WatchMode::Poll => {
+            let (_never, rescan_rx) = mpsc::unbounded_channel();
+            tokio::spawn(scan_loop(spool.clone(), settings, tx, rescan_rx, stop, None));
+        }
+    }
+    Ok(rx)
+}
+
+/// inotify: close-after-write and rename-in mean complete; an overflow asks for a rescan.
+fn start_events(
+    incoming: &Path,
+    names: mpsc::UnboundedSender<String>,
+    rescan: mpsc::UnboundedSender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch error; rescanning");
+                let _ = rescan.send(());
+                return;
+            }
+        };
+        if event.need_rescan() {
+            tracing::warn!("file events were lost (queue overflow); rescanning");
+            let _ = rescan.send(());
+            return;
+        }
+        let path: Option<&PathBuf> = match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => event.paths.first(),
+            // Links, directories and FIFOs are never "closed after writing": take them (to be
+            // refused) as soon as they appear. Regular files wait for their close.
+            EventKind::Create(_) => event
+                .paths
+                .first()
+                .filter(|p| p.symlink_metadata().is_ok_and(|m| !m.is_file())),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => event.paths.first(),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.get(1),
+            _ => None,
+        };
+        if let Some(name) = path
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+        {
+            if is_candidate(&name) {
+                let _ = names.send(name);
+            }
+        }
+    })?;
+    watcher.watch(incoming, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+/// Periodic scans: the safety net in events mode, the only source in poll mode.
+async fn scan_loop(
+    spool: Spool,
+    settings: WatchSettings,
+    names: mpsc::UnboundedSender<String>,
+    mut rescan: mpsc::UnboundedReceiver<()>,
+    mut stop: watch::Receiver<bool>,
+    // Held so inotify keeps watching for as long as this loop runs.
+    _watcher: Option<notify::RecommendedWatcher>,
+) {
+    let every = match settings.mode {
+        WatchMode::Events => settings.rescan_interval,
+        WatchMode::Poll => {
+            (settings.quiet_period / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
+        }
+    };
+    // Poll mode: signature (size, mtime) of each name and when it was first seen so.
+    let mut seen: HashMap<String, (u64, SystemTime, Instant)> = HashMap::new();
+    loop {
+        let found = match spool.scan_incoming() {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot scan incoming/");
+                Vec::new()
+            }
+        };
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let mut still_there = HashMap::with_capacity(found.len());
+        for (name, size, mtime) in found {
+            let ready = match settings.mode {
+                // Events announce complete files; a scan only catches what they missed, so it
+                // waits long enough that a slow writer pausing is not mistaken for a finished one.
+                WatchMode::Events => wall
+                    .duration_since(mtime)
+                    .is_ok_and(|age| age >= settings.quiet_period.max(every)),
+                WatchMode::Poll => match seen.get(&name) {
+                    Some((s, m, since)) if *s == size && *m == mtime => {
+                        now.duration_since(*since) >= settings.quiet_period
+                    }
+                    _ => false,
+                },
+            };
+            let since = match seen.get(&name) {
+                Some((s, m, since)) if *s == size && *m == mtime => *since,
+                _ => now,
+            };
+            still_there.insert(name.clone(), (size, mtime, since));
+            if ready && names.send(name).is_err() {
+                return;
+            }
+        }
+        seen = still_there;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            Some(()) = rescan.recv() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

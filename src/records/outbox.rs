@@ -1,0 +1,81 @@
+//! Draining the outbox: committed records to every configured sink, at least once.
+//!
+//! In: outbox rows in the catalog, each with one delivery row per sink. Out: the record's JSON
+//! line written to the sink (the NDJSON file, stdout), then the delivery marked done. A crash
+//! between the two writes the line again after restart: receivers drop repeats by `record_id`.
+//! Blocking calls; the async loop runs them on a blocking thread.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::NdjsonSink;
+use crate::catalog::{Catalog, CatalogError};
+use crate::pipeline::Ctx;
+
+/// The sinks of this process.
+pub struct Sinks {
+    pub ndjson: NdjsonSink,
+    pub stdout: bool,
+}
+
+const BATCH: usize = 256;
+
+impl Sinks {
+    /// Delivers everything pending; returns how many lines were written.
+    pub fn drain(&self, catalog: &Catalog) -> Result<usize, CatalogError> {
+        let mut written = 0;
+        loop {
+            let batch = catalog.pending("ndjson", BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            for (_, body) in &batch {
+                if let Err(e) = self.ndjson.append_line(body) {
+                    tracing::error!(path = %self.ndjson.path().display(), error = %e, "cannot write records; will retry");
+                    return Ok(written);
+                }
+                written += 1;
+            }
+            catalog.mark_delivered("ndjson", &batch.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())?;
+        }
+        if self.stdout {
+            loop {
+                let batch = catalog.pending("stdout", BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut out = std::io::stdout().lock();
+                for (_, body) in &batch {
+                    let _ = writeln!(out, "{body}");
+                }
+                let _ = out.flush();
+                catalog.mark_delivered("stdout", &batch.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())?;
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Drains after every commit (and every second, for anything a failed write left behind),
+/// until `stop` turns true; then drains one last time.
+pub async fn run(ctx: Arc<Ctx>, sinks: Arc<Sinks>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (c, s) = (Arc::clone(&ctx), Arc::clone(&sinks));
+        match tokio::task::spawn_blocking(move || s.drain(&c.catalog)).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "outbox drain failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "outbox drain panicked; will retry"),
+            Ok(Ok(_)) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = ctx.committed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Running the real daemon on a temporary spool, and making small distinct media files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A `mediaspool watch` process on a scratch directory with its own spool, store and catalog.
+pub struct Daemon {
+    pub scratch: Scratch,
+    config: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// `extra` is appended to a test configuration (small quiet period, two jobs).
+    pub fn new(extra_spool: &str, extra: &str) -> Daemon {
+        let config = format!(
+            "[spool]\njobs = 2\nquiet_period = \"500ms\"\nrescan_interval = \"1s\"\nmanifest_grace = \"300ms\"\nshutdown_grace = \"20s\"\n{extra_spool}\n{extra}\n"
+        );
+        let d = Daemon {
+            scratch: Scratch::new(),
+            config,
+            env: Vec::new(),
+            child: None,
+        };
+        std::fs::write(d.scratch.path().join("mediaspool.toml"), &d.config).unwrap();
+        for dir in ["incoming", "work", "done", "failed"] {
+            std::fs::create_dir_all(d.spool(dir)).unwrap();
+        }
+        d
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Daemon {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    pub fn spool(&self, sub: &str) -> PathBuf {
+        self.path().join("spool").join(sub)
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("daemon.log"))
+            .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["watch", "-v"])
+            .current_dir(self.path())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().unwrap());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// SIGTERM, then the exit status (panics if it does not exit within `limit`).
+    pub fn stop(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(limit)
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!("daemon did not exit within {limit:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn records(&self) -> Vec<Value> {
+        self.scratch.records()
+    }
+
+    /// Waits until some record names each of `names` (panics after `limit`).
+    pub fn wait_for(&self, names: &[&str], limit: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let records = self.records();
+            if names
+                .iter()
+                .all(|n| records.iter().any(|r| r["source"]["file_name"] == *n))
+            {
+                return records;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "no record for some of {names:?} after {limit:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Writes `bytes` under a hidden name, then renames it into `incoming/NAME`.
+    pub fn drop_file(&self, name: &str, bytes: &[u8]) {
+        let tmp = self.spool("incoming").join(format!(".{name}.part"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, self.spool("incoming").join(name)).unwrap();
+    }
+
+    pub fn names_in(&self, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.spool(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A WAV of `ms` milliseconds of a sine at `hz` (8 kHz mono 16-bit): distinct bytes per tone,
+/// quick to transcode.
+pub fn tone_wav(hz: f64, ms: u32) -> Vec<u8> {
+    let rate = 8000u32;
+    let samples = rate * ms / 1000;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let v = (f64::from(i) / f64::from(rate) * hz * std::f64::consts::TAU).sin() * 12000.0;
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}
+
+/// Every key records name (media, thumbnail, original).
+pub fn referenced_keys(records: &[Value]) -> std::collections::HashSet<String> {
+    let mut keys = std::collections::HashSet::new();
+    for r in records {
+        for part in ["media", "thumbnail", "original"] {
+            if let Some(k) = r[part]["key"].as_str() {
+                keys.insert(k.to_string());
+            }
+        }
+    }
+    keys
+}
+
+/// Files in a local store, relative to its root, staging area excluded.
+pub fn stored_files(root: &Path) -> std::collections::HashSet<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut std::collections::HashSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    if root.exists() {
+        for e in std::fs::read_dir(root).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && p.file_name().unwrap() != ".staging" {
+                walk(&p, root, &mut out);
+            }
+        }
+    }
+    out
+}
