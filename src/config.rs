@@ -83,7 +83,7 @@ impl Default for SpoolConfig {
             quiet_period: Duration::from_secs(2),
             keep_originals: true,
             jobs: 0,
-            manifest_grace: Duration::from_secs(1),
+            manifest_grace: Duration::from_millis(500),
             rescan_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             job_timeout: Duration::from_secs(600),

@@ -191,6 +191,12 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
     })
     .await?;
     ctx.committed.notify_one();
+    if let Some(m) = record.media.as_ref() {
+        tracing::info!(
+            file = %input.file_name, event = record.event.as_str(), kind = %m.kind, profile = ?m.profile,
+            duration_ms = ?m.duration_ms, bytes = m.bytes, "done"
+        );
+    }
     Ok(JobResult {
         record: Some(record),
         verdict,

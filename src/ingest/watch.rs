@@ -4,8 +4,9 @@
 //! complete, sent on a channel (a name may be sent more than once; claiming is what counts).
 //! - `events` (inotify through notify): a file is complete when it is closed after writing or
 //!   renamed into `incoming/`. A scan at start and every `rescan_interval` (and at once when the
-//!   kernel's event queue overflowed) takes files that events missed, once they have been left
-//!   untouched for the longer of `quiet_period` and `rescan_interval`.
+//!   kernel's event queue overflowed) takes files that events missed: left untouched for
+//!   `quiet_period` and held open for writing by no process on this host (a writer pausing
+//!   mid-file is not cut short).
 //! - `poll` (network filesystems without events): a scan every half quiet period; a file is
 //!   complete when its size and modification time are unchanged across two looks at least
 //!   `quiet_period` apart.
@@ -123,6 +124,8 @@ async fn scan_loop(
     // Poll mode: signature (size, mtime) of each name and when it was first seen so.
     let mut seen: HashMap<String, (u64, SystemTime, Instant)> = HashMap::new();
     loop {
+        // Events mode: a file not ready yet is looked at again after the quiet period.
+        let mut waiting = false;
         let found = match spool.scan_incoming() {
             Ok(found) => found,
             Err(e) => {
@@ -135,11 +138,16 @@ async fn scan_loop(
         let mut still_there = HashMap::with_capacity(found.len());
         for (name, size, mtime) in found {
             let ready = match settings.mode {
-                // Events announce complete files; a scan only catches what they missed, so it
-                // waits long enough that a slow writer pausing is not mistaken for a finished one.
-                WatchMode::Events => wall
-                    .duration_since(mtime)
-                    .is_ok_and(|age| age >= settings.quiet_period.max(every)),
+                // Events announce complete files; a scan only catches what they missed: a file
+                // left alone for the quiet period that no process here holds open for writing.
+                WatchMode::Events => {
+                    let quiet = wall
+                        .duration_since(mtime)
+                        .is_ok_and(|age| age >= settings.quiet_period);
+                    let ready = quiet && !open_for_writing(&spool.incoming.join(&name));
+                    waiting |= !ready;
+                    ready
+                }
                 WatchMode::Poll => match seen.get(&name) {
                     Some((s, m, since)) if *s == size && *m == mtime => {
                         now.duration_since(*since) >= settings.quiet_period
@@ -157,13 +165,71 @@ async fn scan_loop(
             }
         }
         seen = still_there;
+        let pause = if waiting {
+            every.min(settings.quiet_period)
+        } else {
+            every
+        };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(pause) => {}
             Some(()) = rescan.recv() => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+/// Whether any process on this host has `path` open for writing (`/proc/*/fd` and `fdinfo`
+/// flags). Processes this user may not inspect are not seen; the quiet period covers those.
+fn open_for_writing(path: &Path) -> bool {
+    let Ok(target) = path.canonicalize() else {
+        return false;
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for proc_entry in procs.flatten() {
+        let pid = proc_entry.file_name();
+        if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|link| link == target) {
+                let info = proc_entry.path().join("fdinfo").join(fd.file_name());
+                let flags = std::fs::read_to_string(info).ok().and_then(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("flags:"))
+                        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+                });
+                // O_WRONLY = 1, O_RDWR = 2.
+                if flags.is_none_or(|f| f & 3 != 0) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_held_open_for_writing_is_seen_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let writer = std::fs::File::create(&path).unwrap();
+        assert!(open_for_writing(&path));
+        let reader = std::fs::File::open(&path).unwrap();
+        drop(writer);
+        assert!(!open_for_writing(&path), "a reader alone does not count");
+        drop(reader);
+        assert!(!open_for_writing(&path));
     }
 }

@@ -48,7 +48,9 @@ pub fn run() -> u8 {
                 duration_ms: probe.duration_ms,
             })
         });
-        send(&Message::Done { outcome: Box::new(outcome) });
+        send(&Message::Done {
+            outcome: Box::new(outcome),
+        });
     }
     0
 }
