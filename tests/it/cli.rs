@@ -156,3 +156,57 @@ fn probe_prints_json_per_file_and_flags_failures() {
         .any(|s| s["kind"] == "cover"));
     assert_eq!(lines[1]["error"]["code"], "empty-file");
 }
+
+/// Integrated loudness (LUFS) of a file, by FFmpeg's ebur128 filter in the CLI.
+fn integrated_lufs(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "info", "-i"])
+        .arg(path)
+        .args(["-af", "ebur128", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let summary = text.rsplit("Summary:").next().unwrap();
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("I:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_profile_with_loudness_brings_quiet_speech_to_its_target() {
+    let s = Scratch::new();
+    let quiet = s.path().join("quiet.ogg");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(fixture("voice_note.ogg"))
+        .args(["-af", "volume=-24dB", "-c:a", "libopus", "-b:a", "24k"])
+        .arg(&quiet)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir(s.path().join("profiles")).unwrap();
+    let voice = std::fs::read_to_string(repo().join("profiles/voice.toml")).unwrap();
+    let leveled =
+        format!("{voice}\n[loudness]\nintegrated_lufs = -16.0\ntrue_peak_db = -1.5\nrange_lu = 11.0\n");
+    std::fs::write(s.path().join("profiles/voice-leveled.toml"), leveled).unwrap();
+    std::fs::write(
+        s.path().join("mediaspool.toml"),
+        "profiles_dir = \"profiles\"\n[routing]\naudio = \"voice-leveled\"\n",
+    )
+    .unwrap();
+    let out = s.process(&[quiet.clone()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &s.records()[0];
+    assert_eq!(r["media"]["profile"], "voice-leveled");
+    let before = integrated_lufs(&quiet);
+    let after = integrated_lufs(&s.stored(r["media"]["key"].as_str().unwrap()));
+    assert!(before < -35.0, "the input is quiet: {before} LUFS");
+    assert!((after + 16.0).abs() < 2.0, "output at {after} LUFS, target -16");
+}
