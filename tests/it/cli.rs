@@ -196,7 +196,7 @@ fn a_profile_with_loudness_brings_quiet_speech_to_its_target() {
         "profiles_dir = \"profiles\"\n[routing]\naudio = \"voice-leveled\"\n",
     )
     .unwrap();
-    let out = s.process(&[quiet.clone()]);
+    let out = s.process(std::slice::from_ref(&quiet));
     assert_eq!(
         out.status.code(),
         Some(0),
