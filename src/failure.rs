@@ -43,6 +43,12 @@ impl Stage {
     }
 }
 
+impl Stage {
+    pub fn parse(text: &str) -> Option<Stage> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

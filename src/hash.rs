@@ -1,7 +1,7 @@
 //! Content hashes: BLAKE3 of a file's bytes, streamed.
 //!
-//! In: a path. Out: [`ContentHash`], printed `blake3:<64 hex>`. Large files are memory-mapped
-//! and hashed on several threads; nothing is read whole into memory. Fails only on I/O.
+//! In: a path. Out: [`ContentHash`], printed `blake3:<64 hex>`. Large files are read in 8 MiB
+//! chunks, each hashed on all cores; nothing is read whole into memory. Fails only on I/O.
 //! Blocking: call from a blocking thread.
 
 use std::fmt;
@@ -9,8 +9,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Above this size the file is memory-mapped and hashed in parallel.
+/// Above this size the file is hashed on several threads.
 const PARALLEL_FROM: u64 = 16 * 1024 * 1024;
+/// Bytes read and hashed at a time on the parallel path.
+const CHUNK: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContentHash(String);
@@ -37,13 +39,37 @@ impl fmt::Display for ContentHash {
 
 pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
     let mut hasher = blake3::Hasher::new();
-    let len = std::fs::metadata(path)?.len();
-    if len >= PARALLEL_FROM {
-        hasher.update_mmap_rayon(path)?;
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() >= PARALLEL_FROM {
+        // Chunks hashed on all cores; a bounded buffer rather than a memory map, so hashing a
+        // large file does not inflate the process's resident memory by the file's size.
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = read_full(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update_rayon(&buf[..n]);
+        }
     } else {
-        hasher.update_reader(std::fs::File::open(path)?)?;
+        hasher.update_reader(file)?;
     }
     Ok(ContentHash(hasher.finalize().to_hex().to_string()))
+}
+
+/// Fills `buf` as far as the file allows; 0 at the end.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]

@@ -243,7 +243,11 @@ async fn work(
     {
         tracing::info!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
         let verdict = match &previous.error {
-            Some(e) => JobVerdict::Failed(Failure::new(&e.code, Stage::Catalog, e.message.clone())),
+            Some(e) => JobVerdict::Failed(Failure::new(
+                &e.code,
+                Stage::parse(&e.stage).unwrap_or(Stage::Catalog),
+                e.message.clone(),
+            )),
             None => JobVerdict::Done,
         };
         return Ok((previous, verdict, None));
@@ -275,7 +279,9 @@ async fn work(
         work_dir: work_dir.path().to_path_buf(),
     };
     let mut request = request;
+    let started = Instant::now();
     let outcome = run_worker(ctx, &input.job_id, &request).await;
+    tracing::debug!(file = %input.file_name, ms = started.elapsed().as_millis() as u64, "media work done");
     drop(input.permit.take());
     let mut outcome = outcome?;
     // A manifest may come just after its media: wait (within the grace period) before the
@@ -467,6 +473,9 @@ async fn duplicate(
     record.media = Some(stored.media.clone());
     record.thumbnail = stored.thumbnail.clone();
     record.original = stored.original.clone();
+    record.source.mime = stored.source.mime.clone();
+    record.source.container = stored.source.container.clone();
+    record.source.codecs = stored.source.codecs.clone();
     Ok(Some((record, JobVerdict::Done, None)))
 }
 
@@ -493,12 +502,7 @@ async fn store_rendition(
     record.thumbnail = thumbnail;
     record.original = original;
     record.retention_until = retention_until(ctx, facts, profile.settings.retention_days);
-    let stored = StoredMedia {
-        media: record.media.clone().expect("just set"),
-        thumbnail: record.thumbnail.clone(),
-        original: record.original.clone(),
-        first_record_id: record.record_id.clone(),
-    };
+    let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
         record,
         JobVerdict::Done,
@@ -594,12 +598,7 @@ async fn store_as_is(
     });
     record.original = Some(object);
     record.retention_until = retention_until(ctx, facts, None);
-    let stored = StoredMedia {
-        media: record.media.clone().expect("just set"),
-        thumbnail: None,
-        original: record.original.clone(),
-        first_record_id: record.record_id.clone(),
-    };
+    let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
         record,
         JobVerdict::Done,

@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;
-use crate::records::{MediaInfo, Record, ThumbnailInfo};
+use crate::records::{MediaInfo, Record, SourceInfo, ThumbnailInfo};
 use crate::store::ObjectRef;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,25 @@ pub struct StoredMedia {
     pub original: Option<ObjectRef>,
     /// Record id of the message that first produced it.
     pub first_record_id: String,
+    /// What probing found about the bytes (mime, container, codecs): true of every copy.
+    #[serde(default)]
+    pub source: SourceInfo,
+}
+
+impl StoredMedia {
+    /// What a record of newly stored media says about it, kept for later duplicates.
+    pub fn from_record(record: &Record) -> Option<StoredMedia> {
+        Some(StoredMedia {
+            media: record.media.clone()?,
+            thumbnail: record.thumbnail.clone(),
+            original: record.original.clone(),
+            first_record_id: record.record_id.clone(),
+            source: SourceInfo {
+                file_name: String::new(),
+                ..record.source.clone()
+            },
+        })
+    }
 }
 
 /// How a finished job left its input: released (done/ or deleted) or quarantined.

@@ -32,13 +32,16 @@ impl Peaks {
         if frame.format() != format::Sample::F32(format::sample::Type::Planar) {
             return;
         }
-        let planes: Vec<&[f32]> = (0..frame.planes())
-            .map(|p| &frame.plane::<f32>(p)[..frame.samples()])
-            .collect();
-        for i in 0..frame.samples() {
-            let peak = planes.iter().map(|p| p[i].abs()).fold(0.0f32, f32::max);
-            self.current = self.current.max(peak);
-            self.in_block += 1;
+        let samples = frame.samples();
+        let mut at = 0;
+        while at < samples {
+            let take = (self.block - self.in_block).min(samples - at);
+            for plane in 0..frame.planes() {
+                let block = &frame.plane::<f32>(plane)[at..at + take];
+                self.current = block.iter().fold(self.current, |peak, v| peak.max(v.abs()));
+            }
+            self.in_block += take;
+            at += take;
             if self.in_block == self.block {
                 self.values.push(self.current);
                 self.in_block = 0;

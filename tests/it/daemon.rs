@@ -144,6 +144,12 @@ fn the_same_bytes_under_five_names_are_transcoded_once() {
         assert_eq!(dup["media"]["key"], stored[0]["media"]["key"]);
         assert_eq!(dup["thumbnail"]["key"], stored[0]["thumbnail"]["key"]);
         assert_eq!(dup["content_hash"], stored[0]["content_hash"]);
+        assert_eq!(
+            dup["source"]["mime"], stored[0]["source"]["mime"],
+            "what the bytes are is known without probing"
+        );
+        assert_eq!(dup["source"]["codecs"], stored[0]["source"]["codecs"]);
+        assert_ne!(dup["source"]["file_name"], stored[0]["source"]["file_name"]);
     }
     let ids: HashSet<&str> = records.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 5, "each message has its own record id");

@@ -1,0 +1,363 @@
+//! mediaspool against the shell pipeline people write instead (`../shared/baseline/pipeline.sh`:
+//! sha256sum + ffprobe + ffmpeg + ffprobe per file, 2 at a time), on the same inputs, in the
+//! same run, with the baseline's ffmpeg settings equal to the profile's.
+//!
+//!     cargo bench --bench pipeline                 # voice, video, duplicate
+//!     cargo bench --bench pipeline -- memory       # peak memory on a 1 GB video (slow)
+//!     cargo bench --bench pipeline -- voice video  # any subset
+//!
+//! - voice: 60 WhatsApp-like voice notes (espeak-ng speech, Ogg/Opus mono 16 kHz 16 kbps,
+//!   5–60 s) → throughput of `mediaspool process` and of the baseline, and the encoder's own
+//!   limit (one ffmpeg over all the audio at once, 2 in parallel).
+//! - video: phone-like 1080p30 H.264 + AAC clips → the same, with probe, thumbnail, hash and
+//!   verification included on our side.
+//! - duplicate: a 100 MB file already stored, renamed in again under new names → time until
+//!   its `media.duplicate` record is in the outbox (daemon).
+//! - memory: peak resident memory of `mediaspool process` (all its processes) on a 1 GB video.
+//!
+//! Set `MEDIASPOOL_BASELINE` to the baseline script if it is not at `../shared/baseline/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |name: &str| {
+        if args.is_empty() {
+            name != "memory"
+        } else {
+            args.iter().any(|a| a == name)
+        }
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    if wants("voice") {
+        voice(dir.path());
+    }
+    if wants("video") {
+        video(dir.path());
+    }
+    if wants("duplicate") {
+        duplicate(dir.path());
+    }
+    if wants("memory") {
+        memory(dir.path());
+    }
+}
+
+fn baseline_script() -> PathBuf {
+    std::env::var_os("MEDIASPOOL_BASELINE").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/baseline/pipeline.sh"),
+        PathBuf::from,
+    )
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ffmpeg() -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-nostdin", "-v", "error", "-y"]);
+    c
+}
+
+fn timed(mut cmd: Command) -> Duration {
+    let start = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("command runs");
+    let took = start.elapsed();
+    // `process` exits 1 when some inputs were rejected; none are here.
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Runs ours and the baseline alternately, each on a fresh output directory; returns the
+/// median seconds of each and the median of the per-round ratios.
+fn compare(
+    work: &Path,
+    inputs: &Path,
+    profile_args: (&str, &str),
+    limit: Option<Command>,
+) -> (f64, f64, f64, Option<f64>) {
+    let files: Vec<PathBuf> = {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(inputs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        f.sort();
+        f
+    };
+    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let out = work.join(format!("ours{round}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("mediaspool.toml"), "[spool]\njobs = 2\n").unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediaspool"));
+        cmd.arg("process").args(&files).current_dir(&out);
+        let a = timed(cmd).as_secs_f64();
+        let base = work.join(format!("base{round}"));
+        let mut cmd = Command::new("bash");
+        cmd.arg(baseline_script())
+            .arg(inputs)
+            .arg(base.join("store"))
+            .arg(base.join("records.ndjson"))
+            .env("JOBS", "2")
+            .env(profile_args.0, profile_args.1);
+        let b = timed(cmd).as_secs_f64();
+        ours.push(a);
+        theirs.push(b);
+        ratios.push(b / a);
+    }
+    let limit = limit.map(|cmd| timed(cmd).as_secs_f64());
+    (median(ours), median(theirs), median(ratios), limit)
+}
+
+fn voice(work: &Path) {
+    let inputs = work.join("voice-in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let speech = work.join("speech.wav");
+    run_ok(Command::new("espeak-ng").args(["-s", "150", "-w"]).arg(&speech).arg(
+        "Hello, I am writing about my order from last week. The parcel arrived yesterday, but the box was \
+         damaged and one of the cups inside is broken. I attach a photo of the box. Could you send a \
+         replacement, or refund the cup? My order number is four five six seven eight. Thank you, and \
+         have a nice day. By the way, the delivery driver was very kind, so please thank him too.",
+    ));
+    let mut total = 0.0;
+    for i in 0..60u32 {
+        let seconds = 5.0 + 55.0 * f64::from(i) / 59.0;
+        total += seconds;
+        run_ok(
+            ffmpeg()
+                .args(["-stream_loop", "-1", "-i"])
+                .arg(&speech)
+                .args([
+                    "-t",
+                    &format!("{seconds:.2}"),
+                    "-ac",
+                    "1",
+                    "-ar",
+                    "16000",
+                    "-c:a",
+                    "libopus",
+                    "-b:a",
+                    "16k",
+                ])
+                .args(["-application", "voip"])
+                .arg(inputs.join(format!("note{i:02}.ogg"))),
+        );
+    }
+    // The encoder's own limit: all the audio through one ffmpeg per core, no per-file costs.
+    let list = work.join("voice-list.txt");
+    let files: Vec<String> = (0..60)
+        .map(|i| format!("file '{}'", inputs.join(format!("note{i:02}.ogg")).display()))
+        .collect();
+    let (half_a, half_b) = files.split_at(30);
+    std::fs::write(&list, half_a.join("\n")).unwrap();
+    let list_b = work.join("voice-list-b.txt");
+    std::fs::write(&list_b, half_b.join("\n")).unwrap();
+    let script = format!(
+        "ffmpeg -nostdin -v error -y -f concat -safe 0 -i {a} -vn -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k {o}/a.mp3 & \
+         ffmpeg -nostdin -v error -y -f concat -safe 0 -i {b} -vn -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k {o}/b.mp3; wait",
+        a = list.display(),
+        b = list_b.display(),
+        o = work.display()
+    );
+    let mut limit = Command::new("bash");
+    limit.args(["-c", &script]);
+    let (ours, theirs, ratio, limit) = compare(
+        work,
+        &inputs,
+        ("AUDIO_ARGS", "-vn -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k"),
+        Some(limit),
+    );
+    let limit = limit.unwrap();
+    println!(
+        "voice notes: 60 files, {:.0} s of audio | mediaspool {ours:.2} s | baseline {theirs:.2} s | ratio {ratio:.2}x | \
+         encoder limit {limit:.2} s (baseline at {:.0} % of it, mediaspool at {:.0} %)",
+        total,
+        100.0 * limit / theirs,
+        100.0 * limit / ours
+    );
+}
+
+fn video(work: &Path) {
+    let inputs = work.join("video-in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    for i in 0..4u32 {
+        // Phone-like: 1080p30 with sensor-like grain, ~12 Mbit/s High profile, AAC stereo.
+        run_ok(
+            ffmpeg()
+                .args(["-f", "lavfi", "-i"])
+                .arg(format!(
+                    "testsrc2=size=1920x1080:rate=30:duration=8,noise=alls=12:allf=t+u:all_seed={i}"
+                ))
+                .args([
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    &format!("sine=frequency={}:duration=8:sample_rate=48000", 300 + i * 50),
+                ])
+                .args([
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-b:v",
+                    "12M",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-profile:v",
+                    "high",
+                ])
+                .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest"])
+                .arg(inputs.join(format!("clip{i}.mp4"))),
+        );
+    }
+    let args = "-c:v libx264 -preset veryfast -crf 26 -profile:v high \
+                -vf scale=w=1280:h=720:force_original_aspect_ratio=decrease:force_divisible_by=2 \
+                -pix_fmt yuv420p -c:a aac -b:a 96k -ar 48000 -ac 2 -movflags +faststart";
+    let (ours, theirs, ratio, _) = compare(work, &inputs, ("VIDEO_ARGS", args), None);
+    println!(
+        "video: 4 clips of 8 s 1080p30 | mediaspool {ours:.2} s | baseline {theirs:.2} s | ratio {ratio:.2}x"
+    );
+}
+
+fn duplicate(work: &Path) {
+    let dir = work.join("dup");
+    let incoming = dir.join("spool/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(dir.join("mediaspool.toml"), "[spool]\nmanifest_grace = \"0s\"\n").unwrap();
+    // 100 MB of pseudo-random bytes (kept as is: kind other).
+    let mut bytes = vec![0u8; 100 * 1024 * 1024];
+    let mut x = 0x2545f4914f6cdd1du64;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let source = dir.join("big.bin");
+    std::fs::write(&source, &bytes).unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_mediaspool"))
+        .arg("watch")
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let outbox = dir.join("records.ndjson");
+    let drop_and_wait = |name: &str| -> Duration {
+        let staged = incoming.join(format!(".{name}"));
+        std::fs::copy(&source, &staged).unwrap();
+        let start = Instant::now();
+        std::fs::rename(&staged, incoming.join(name)).unwrap();
+        let needle = format!("\"file_name\":\"{name}\"");
+        loop {
+            if std::fs::read_to_string(&outbox).is_ok_and(|t| t.contains(&needle)) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no record for {name}");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    };
+    let first = drop_and_wait("first.bin");
+    let mut times: Vec<f64> = (0..10)
+        .map(|i| drop_and_wait(&format!("copy{i}.bin")).as_secs_f64())
+        .collect();
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    let records = std::fs::read_to_string(&outbox).unwrap();
+    assert_eq!(
+        records.matches("\"media.duplicate\"").count(),
+        10,
+        "every copy is a duplicate"
+    );
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "duplicate of a 100 MB file: record after median {:.3} s, max {:.3} s (10 copies; the first, stored, {:.3} s)",
+        times[5],
+        times[9],
+        first.as_secs_f64()
+    );
+}
+
+fn memory(work: &Path) {
+    let dir = work.join("mem");
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.mp4");
+    // ~1 GB: 1080p30 H.264 at 50 Mbit/s with grain, for 160 s, plus AAC.
+    run_ok(
+        ffmpeg()
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1920x1080:rate=30:duration=160,noise=alls=10:allf=t",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=160:sample_rate=48000",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-b:v",
+                "50M",
+                "-maxrate",
+                "50M",
+                "-bufsize",
+                "50M",
+            ])
+            .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-shortest"])
+            .arg(&big),
+    );
+    let size = std::fs::metadata(&big).unwrap().len();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M %e"])
+        .arg(env!("CARGO_BIN_EXE_mediaspool"))
+        .arg("process")
+        .arg(&big)
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("/usr/bin/time runs (Debian package time)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    let mut parts = last.split_whitespace();
+    let kb: f64 = parts.next().and_then(|v| v.parse().ok()).expect("max RSS");
+    let secs: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    println!(
+        "memory: {:.0} MB video, 160 s 1080p30 → 720p | peak RSS {:.0} MB (largest process) | {secs:.1} s",
+        size as f64 / 1e6,
+        kb / 1024.0
+    );
+}
