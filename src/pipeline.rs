@@ -99,6 +99,8 @@ struct Facts {
     hash: Option<ContentHash>,
     manifest: Option<Manifest>,
     manifest_checked: bool,
+    /// The per-content lock, once taken.
+    same_bytes: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Ctx {
@@ -170,6 +172,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
         hash: None,
         manifest: None,
         manifest_checked: false,
+        same_bytes: None,
     };
     let outcome = work(ctx, &mut input, &mut facts).await;
     let (record, verdict, new_media) = match outcome {
@@ -190,6 +193,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
             .commit(&job_id, &key, &commit_record, media, &commit_verdict, &c.sinks)
     })
     .await?;
+    drop(facts.same_bytes.take());
     ctx.committed.notify_one();
     if let Some(m) = record.media.as_ref() {
         tracing::info!(
@@ -253,7 +257,9 @@ async fn work(
         return Ok((previous, verdict, None));
     }
 
-    let _same_bytes = ctx.lock_bytes(&hash).await;
+    // Held until the record is committed (in `run`), so a copy waiting here sees this job's
+    // rendition in the catalog and becomes its duplicate.
+    facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
     if let Some(done) = duplicate(ctx, input, facts).await? {
         return Ok(done);
     }
@@ -268,7 +274,7 @@ async fn work(
                 format!("cannot create a work directory: {e}"),
             )
         })?;
-    let request = Request {
+    let mut request = Request {
         input: path.clone(),
         file_name: input.file_name.clone(),
         tags: facts
@@ -278,7 +284,6 @@ async fn work(
             .unwrap_or_default(),
         work_dir: work_dir.path().to_path_buf(),
     };
-    let mut request = request;
     let started = Instant::now();
     let outcome = run_worker(ctx, &input.job_id, &request).await;
     tracing::debug!(file = %input.file_name, ms = started.elapsed().as_millis() as u64, "media work done");
@@ -465,6 +470,8 @@ async fn duplicate(
     else {
         return Ok(None);
     };
+    // Known to be a duplicate: other copies need not wait while this one waits for a manifest.
+    drop(facts.same_bytes.take());
     load_manifest(&input.manifest, facts, true).await?;
     check_manifest(ctx, &input.path, facts).await?;
     tracing::info!(file = %input.file_name, first = %stored.first_record_id, "duplicate");
