@@ -1,4 +1,5 @@
-//! `mediaspool check`: configuration, profiles, store and sinks, every problem listed.
+//! `mediaspool check`: configuration, profiles, store, catalog, spool and sinks, every problem
+//! listed (creating what is missing, as the daemon would).
 
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
@@ -17,6 +18,12 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
     let mut problems = Vec::new();
     if let Err(e) = Store::from_config(&config.store) {
         problems.push(format!("store: {e}"));
+    }
+    if let Err(e) = crate::catalog::Catalog::open(&config.catalog.url) {
+        problems.push(e.to_string());
+    }
+    if let Err(e) = crate::ingest::Spool::open(&config.spool.dir) {
+        problems.push(format!("spool.dir {}: {e}", config.spool.dir.display()));
     }
     if let Err(e) = NdjsonSink::open(&config.records.outbox) {
         problems.push(format!("records.outbox {}: {e}", config.records.outbox.display()));
