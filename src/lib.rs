@@ -11,11 +11,14 @@
 //! - [`store`]: content-addressed keys and the local store.
 //! - [`records`]: the record format and the NDJSON sink.
 //! - [`pipeline`]: one job, from input file to record.
+//! - [`bench`]: `mediaspool bench` — size, speed and quality of profiles on inputs, and the CRF
+//!   search for a target SSIM.
 //!
 //! ```text
 //! file ─▶ hash (BLAKE3) ─▶ probe ─▶ route (kind → profile) ─▶ render ─▶ verify ─▶ store ─▶ record
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{MediaError, Stage};
 pub use libav::init;
 pub use probe::{probe, Probe, StreamInfo};
+pub(crate) use video_track::{fps_cap, upright_filters};
 
 use crate::profile::{MediaKind, Profile};
 
