@@ -112,29 +112,12 @@ impl MonoGraph {
         &self,
         (format, rate, layout): (format::Sample, u32, u64),
     ) -> Result<filter::Graph, ffmpeg::Error> {
-        let mut graph = filter::Graph::new();
-        let args = format!(
-            "time_base={}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{layout:x}",
-            self.time_base,
-            format.name()
-        );
-        graph.add(
-            &filter::find("abuffer").ok_or(ffmpeg::Error::FilterNotFound)?,
-            "in",
-            &args,
-        )?;
-        graph.add(
-            &filter::find("abuffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
-            "out",
-            "",
-        )?;
+        let args = media::abuffer_args(self.time_base, format, rate, layout);
         let spec = format!(
             "aresample={0},aformat=sample_fmts=flt:sample_rates={0}:channel_layouts=mono",
             self.rate
         );
-        graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
-        graph.validate()?;
-        Ok(graph)
+        media::simple_graph("abuffer", &args, &spec, "abuffersink")
     }
 
     fn pull(&mut self) -> Result<(), ffmpeg::Error> {
@@ -148,7 +131,7 @@ impl MonoGraph {
                     .samples
                     .extend_from_slice(&out.plane::<f32>(0)[..out.samples()]),
                 Err(ffmpeg::Error::Eof) => return Ok(()),
-                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
+                Err(e) if media::is_again(&e) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

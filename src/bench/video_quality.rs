@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use ffmpeg::{codec, filter, format, frame, Rational, Rescale};
+use ffmpeg::{codec, filter, format, frame, Rescale};
 use ffmpeg_next as ffmpeg;
 use serde::{Deserialize, Serialize};
 
@@ -134,40 +134,18 @@ impl UprightFrames {
             start.rescale(ffmpeg::rescale::TIME_BASE, time_base)
         };
 
-        let mut graph = filter::Graph::new();
-        let sar = decoder.aspect_ratio();
-        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-            sar
-        } else {
-            Rational::new(1, 1)
-        };
-        let pix_fmt: ffmpeg::ffi::AVPixelFormat = decoder.format().into();
-        let args = format!(
-            "video_size={}x{}:pix_fmt={}:time_base={time_base}:pixel_aspect={sar}",
-            decoder.width(),
-            decoder.height(),
-            pix_fmt as i32,
-        );
         let fps = fps_cap.map(|f| format!("fps={f},")).unwrap_or_default();
         let spec = format!(
             "{}{fps}scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p",
             media::upright_filters(rotation)
         );
-        let build = |graph: &mut filter::Graph| -> Result<(), ffmpeg::Error> {
-            graph.add(
-                &filter::find("buffer").ok_or(ffmpeg::Error::FilterNotFound)?,
-                "in",
-                &args,
-            )?;
-            graph.add(
-                &filter::find("buffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
-                "out",
-                "",
-            )?;
-            graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
-            graph.validate()
-        };
-        build(&mut graph).map_err(|e| fail("filter graph", e))?;
+        let graph = media::simple_graph(
+            "buffer",
+            &media::buffer_args(&decoder, time_base),
+            &spec,
+            "buffersink",
+        )
+        .map_err(|e| fail("filter graph", e))?;
         Ok(UprightFrames {
             ictx,
             index,
@@ -194,7 +172,7 @@ impl UprightFrames {
             {
                 Ok(()) => return Ok(Some(filtered)),
                 Err(ffmpeg::Error::Eof) => return Ok(None),
-                Err(e) if is_again(&e) => {}
+                Err(e) if media::is_again(&e) => {}
                 Err(e) => return Err(self.fail("filter", e)),
             }
             match self.decoder.receive_frame(&mut decoded) {
@@ -220,7 +198,7 @@ impl UprightFrames {
                         .map_err(|e| self.fail("filter", e))?;
                     self.graph_flushed = true;
                 }
-                Err(e) if is_again(&e) => self.feed()?,
+                Err(e) if media::is_again(&e) => self.feed()?,
                 // A frame the decoder refuses is skipped, as players do.
                 Err(_) => {}
             }
@@ -247,7 +225,7 @@ impl UprightFrames {
                     return Ok(());
                 }
                 Ok(()) => {}
-                Err(e) if is_again(&e) => {}
+                Err(e) if media::is_again(&e) => {}
                 // The end, or a read error that ends the input (as the engine treats it).
                 Err(_) => {
                     self.input_done = true;
@@ -337,7 +315,7 @@ impl Comparison {
                 .frame(&mut scored)
             {
                 Ok(()) => {}
-                Err(e) if is_again(&e) || e == ffmpeg::Error::Eof => return Ok(()),
+                Err(e) if media::is_again(&e) || e == ffmpeg::Error::Eof => return Ok(()),
                 Err(e) => return Err(e),
             }
             let metadata = scored.metadata();
@@ -350,8 +328,4 @@ impl Comparison {
             self.mse_sum += mse;
         }
     }
-}
-
-fn is_again(e: &ffmpeg::Error) -> bool {
-    matches!(e, ffmpeg::Error::Other { errno } if *errno == libc::EAGAIN)
 }

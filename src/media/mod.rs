@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{MediaError, Stage};
 pub use libav::init;
+pub(crate) use libav::{abuffer_args, buffer_args, is_again, simple_graph};
 pub use probe::{probe, Probe, StreamInfo};
 pub(crate) use video_track::{fps_cap, upright_filters};
 

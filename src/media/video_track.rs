@@ -387,38 +387,15 @@ fn build_graph(
     (width, height): (u32, u32),
     fps_cap: Option<u32>,
 ) -> Result<filter::Graph, ffmpeg::Error> {
-    let mut graph = filter::Graph::new();
-    let sar = decoder.aspect_ratio();
-    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-        sar
-    } else {
-        Rational::new(1, 1)
-    };
-    let pix_fmt: ffmpeg::ffi::AVPixelFormat = decoder.format().into();
-    let args = format!(
-        "video_size={}x{}:pix_fmt={}:time_base={}:pixel_aspect={}",
-        decoder.width(),
-        decoder.height(),
-        pix_fmt as i32,
-        time_base,
-        sar
-    );
-    graph.add(
-        &filter::find("buffer").ok_or(ffmpeg::Error::FilterNotFound)?,
-        "in",
-        &args,
-    )?;
-    graph.add(
-        &filter::find("buffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
-        "out",
-        "",
-    )?;
     let turn = upright_filters(rotation);
     let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
     let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p{fps}");
-    graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
-    graph.validate()?;
-    Ok(graph)
+    libav::simple_graph(
+        "buffer",
+        &libav::buffer_args(decoder, time_base),
+        &spec,
+        "buffersink",
+    )
 }
 
 #[cfg(test)]
