@@ -1,7 +1,7 @@
 //! The in-process engine against the `ffmpeg` CLI with the same settings, on the same inputs,
 //! in the same run: `cargo bench --bench engine`.
 //!
-//! Inputs are made at start in a temporary folder: a ~45 s WhatsApp-like voice note (espeak-ng
+//! Inputs are made at start in a temporary folder: a ~50 s WhatsApp-like voice note (espeak-ng
 //! speech, libopus mono 16 kHz 16 kb/s, Ogg) and a 5 s phone-like 1080p30 clip (testsrc2,
 //! H.264 High ~12 Mb/s + stereo AAC 48 kHz). Each path is timed twice:
 //! - `in_process`: `media::probe` + `media::render` with the built-in profile (`voice`,
@@ -9,8 +9,10 @@
 //!   the output), as the daemon does it;
 //! - `ffmpeg_cli`: one `ffmpeg` process with the profile's settings (transcode only).
 //!
-//! After criterion's own report, a table gives the median time per file of each and the ratio
-//! (CLI time / in-process time: above 1 means the engine is faster).
+//! After criterion's own report (wall time), a table gives the median wall and CPU time
+//! (user + system, this process and its waited-for children) per file of each, and the ratios
+//! (CLI / in-process: above 1 means the engine is faster or cheaper). CPU time is the steadier
+//! figure on a shared machine; wall time shows what a caller waits.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,8 +35,9 @@ Thank you very much for your help, and have a nice day. One more thing: the shoe
 for my brother, and his birthday is next Saturday, so it would be great if the replacement \
 could arrive before then. Thanks again, bye.";
 
-/// Median seconds per file of each benchmark, recorded from criterion's measurement samples.
-static TIMES: Mutex<Vec<(String, Vec<f64>)>> = Mutex::new(Vec::new());
+/// Per-file (wall, CPU) seconds of each benchmark, one entry per criterion sample.
+type Samples = Vec<(String, Vec<(f64, f64)>)>;
+static TIMES: Mutex<Samples> = Mutex::new(Vec::new());
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("command starts");
@@ -45,9 +48,11 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn ffmpeg() -> Command {
+/// `ffmpeg -nostdin -y -v error` followed by the space-separated `args`.
+fn ffmpeg(args: &str) -> Command {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-y", "-v", "error"]);
+    cmd.args(["-nostdin", "-y", "-v", "error"])
+        .args(args.split_whitespace());
     cmd
 }
 
@@ -58,62 +63,39 @@ fn make_voice_note(dir: &Path) -> PathBuf {
         .arg(&wav)
         .arg(SPEECH));
     let ogg = dir.join("voice.ogg");
-    run(ffmpeg()
-        .arg("-i")
+    run(ffmpeg("-i")
         .arg(&wav)
-        .args([
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "16k",
-            "-application",
-            "voip",
-        ])
+        .args("-ac 1 -ar 16000 -c:a libopus -b:a 16k -application voip".split(' '))
         .arg(&ogg));
     ogg
 }
 
 fn make_phone_clip(dir: &Path) -> PathBuf {
     let mp4 = dir.join("phone.mp4");
-    run(ffmpeg()
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=5"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=5",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-b:v", "12M", "-maxrate", "12M", "-bufsize", "24M", "-g", "30"])
-        .args([
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ac",
-            "2",
-            "-movflags",
-            "+faststart",
-        ])
-        .arg(&mp4));
+    run(ffmpeg(
+        "-f lavfi -i testsrc2=size=1920x1080:rate=30:duration=5 \
+         -f lavfi -i sine=frequency=440:sample_rate=48000:duration=5 \
+         -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p \
+         -b:v 12M -maxrate 12M -bufsize 24M -g 30 -c:a aac -b:a 128k -ac 2 -movflags +faststart",
+    )
+    .arg(&mp4));
     mp4
 }
 
+/// CPU seconds (user + system) used so far by this process and the children it waited for.
+fn cpu_seconds() -> f64 {
+    let of = |who| {
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut usage) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(usage.ru_utime) + t(usage.ru_stime)
+    };
+    of(libc::RUSAGE_SELF) + of(libc::RUSAGE_CHILDREN)
+}
+
 /// Times `routine` per call (criterion runs it `iters` times per sample) and keeps the
-/// per-file times of the last [`SAMPLES`] samples: criterion's measurement, after warm-up.
+/// per-file wall and CPU times of every sample, the last [`SAMPLES`] being criterion's
+/// measurement (after its warm-up).
 fn bench(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     path: &str,
@@ -123,13 +105,16 @@ fn bench(
     let key = format!("{path}/{name}");
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
+            let (start, cpu) = (Instant::now(), cpu_seconds());
             for _ in 0..iters {
                 routine();
             }
             let elapsed = start.elapsed();
+            let per_file = (
+                elapsed.as_secs_f64() / iters as f64,
+                (cpu_seconds() - cpu) / iters as f64,
+            );
             let mut times = TIMES.lock().unwrap();
-            let per_file = elapsed.as_secs_f64() / iters as f64;
             match times.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push(per_file),
                 None => times.push((key.clone(), vec![per_file])),
@@ -147,60 +132,37 @@ fn in_process(input: &Path, profile: &str, out: &Path) {
     media::render(input, &probe, profile, dir.path()).expect("input renders");
 }
 
-fn audio(c: &mut Criterion, input: &Path, out: &Path) {
-    let mut group = c.benchmark_group("audio");
+/// Benchmarks `profile` in-process against `ffmpeg -i INPUT CLI_ARGS OUTPUT` on `input`.
+fn compare(c: &mut Criterion, path: &str, input: &Path, profile: &str, cli_args: &str, seconds: u64) {
+    let out = tempfile::tempdir().expect("temporary folder");
+    let mut group = c.benchmark_group(path);
     group
         .sample_size(SAMPLES)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(15));
-    bench(&mut group, "audio", "in_process", || {
-        in_process(input, "voice", out)
+        .measurement_time(Duration::from_secs(seconds));
+    bench(&mut group, path, "in_process", || {
+        in_process(input, profile, out.path())
     });
-    let mp3 = out.join("cli.mp3");
-    bench(&mut group, "audio", "ffmpeg_cli", || {
-        run(ffmpeg()
-            .arg("-i")
+    let cli_out = out
+        .path()
+        .join(if path == "audio" { "cli.mp3" } else { "cli.mp4" });
+    bench(&mut group, path, "ffmpeg_cli", || {
+        run(ffmpeg("-i")
             .arg(input)
-            .args(["-vn", "-af", "loudnorm=I=-16:TP=-1.5:LRA=11"])
-            .args(["-c:a", "libmp3lame", "-ac", "1", "-ar", "22050", "-b:a", "32k"])
-            .arg(&mp3))
+            .args(cli_args.split_whitespace())
+            .arg(&cli_out))
     });
     group.finish();
 }
 
-fn video(c: &mut Criterion, input: &Path, out: &Path) {
-    let mut group = c.benchmark_group("video");
-    group
-        .sample_size(SAMPLES)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(45));
-    bench(&mut group, "video", "in_process", || {
-        in_process(input, "video-720p", out)
-    });
-    let mp4 = out.join("cli.mp4");
-    bench(&mut group, "video", "ffmpeg_cli", || {
-        run(ffmpeg()
-            .arg("-i")
-            .arg(input)
-            .args(["-vf", "scale=1280:720:flags=bicubic,setsar=1,format=yuv420p"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-crf",
-                "26",
-                "-profile:v",
-                "high",
-            ])
-            .args(["-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2"])
-            .args(["-movflags", "+faststart"])
-            .arg(&mp4))
-    });
-    group.finish();
-}
+/// The `voice` profile's settings.
+const VOICE_CLI: &str = "-vn -af loudnorm=I=-16:TP=-1.5:LRA=11 -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k";
+
+/// The `video-720p` profile's settings (the clip is 30 fps: no frame-rate cap applies).
+const VIDEO_720P_CLI: &str = "-vf scale=1280:720:flags=bicubic,setsar=1,format=yuv420p \
+    -c:v libx264 -preset veryfast -crf 26 -profile:v high \
+    -c:a aac -b:a 96k -ar 48000 -ac 2 -movflags +faststart";
 
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
@@ -216,23 +178,33 @@ fn median(v: &[f64]) -> f64 {
 fn report() {
     let times = TIMES.lock().unwrap();
     let of = |key: &str| {
-        times
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| median(&v[v.len().saturating_sub(SAMPLES)..]))
+        let (_, v) = times.iter().find(|(k, _)| k == key)?;
+        let last = &v[v.len().saturating_sub(SAMPLES)..];
+        let wall: Vec<f64> = last.iter().map(|t| t.0).collect();
+        let cpu: Vec<f64> = last.iter().map(|t| t.1).collect();
+        Some((median(&wall), median(&cpu)))
     };
-    println!("\nmedian seconds per file (last {SAMPLES} samples); ratio = ffmpeg CLI / in-process");
+    println!("\nmedian seconds per file over the last {SAMPLES} samples; ratio = ffmpeg CLI / in-process");
     println!(
-        "{:<8} {:>12} {:>12} {:>8}",
-        "path", "in-process", "ffmpeg CLI", "ratio"
+        "{:<6} {:>13} {:>13} {:>7}   {:>13} {:>13} {:>7}",
+        "path", "wall in-proc", "wall CLI", "ratio", "CPU in-proc", "CPU CLI", "ratio"
     );
     for path in ["audio", "video"] {
-        if let (Some(ours), Some(cli)) = (
+        let (Some(ours), Some(cli)) = (
             of(&format!("{path}/in_process")),
             of(&format!("{path}/ffmpeg_cli")),
-        ) {
-            println!("{path:<8} {ours:>12.3} {cli:>12.3} {:>7.2}x", cli / ours);
-        }
+        ) else {
+            continue;
+        };
+        println!(
+            "{path:<6} {:>13.3} {:>13.3} {:>6.2}x   {:>13.3} {:>13.3} {:>6.2}x",
+            ours.0,
+            cli.0,
+            cli.0 / ours.0,
+            ours.1,
+            cli.1,
+            cli.1 / ours.1
+        );
     }
 }
 
@@ -242,10 +214,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let voice = make_voice_note(dir.path());
     let clip = make_phone_clip(dir.path());
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    audio(&mut c, &voice, &out);
-    video(&mut c, &clip, &out);
+    compare(&mut c, "audio", &voice, "voice", VOICE_CLI, 12);
+    compare(&mut c, "video", &clip, "video-720p", VIDEO_720P_CLI, 20);
     c.final_summary();
     report();
 }

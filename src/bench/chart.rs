@@ -15,6 +15,8 @@ struct Panel {
     title: &'static str,
     x_desc: &'static str,
     y_desc: &'static str,
+    /// The score's own ceiling (SSIM is at most 1): the axis does not pass it.
+    y_max: f64,
     /// (profile, [(x, y)]) in the order profiles first appear.
     series: Vec<(String, Vec<(f64, f64)>)>,
 }
@@ -39,18 +41,21 @@ fn panels(rows: &[Row]) -> Vec<Panel> {
             title: "video",
             x_desc: "bitrate (kbit/s)",
             y_desc: "SSIM",
+            y_max: 1.0,
             series: collect("video", |r| r.bitrate_kbps, |r| r.ssim),
         },
         Panel {
             title: "audio",
             x_desc: "bitrate (kbit/s)",
             y_desc: "SNR (dB)",
+            y_max: f64::INFINITY,
             series: collect("audio", |r| r.bitrate_kbps, |r| r.snr_db),
         },
         Panel {
             title: "images",
             x_desc: "output size (KB)",
             y_desc: "SSIM",
+            y_max: 1.0,
             series: collect("image", |r| r.output_bytes.map(|b| b as f64 / 1000.0), |r| r.ssim),
         },
     ];
@@ -92,6 +97,7 @@ fn draw<DB: DrawingBackend>(
     let points = || panel.series.iter().flat_map(|(_, p)| p.iter());
     let x = range(points().map(|p| p.0));
     let y = range(points().map(|p| p.1));
+    let y = y.start..y.end.min(panel.y_max);
     let mut chart = ChartBuilder::on(area)
         .caption(panel.title, ("sans-serif", 20))
         .margin(12)

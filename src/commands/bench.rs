@@ -20,8 +20,8 @@ pub fn run(config: &Config, profiles: &ProfileSet, args: &BenchArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mediaspool: {e}");
-            match e {
-                BenchError::NoInput(_) | BenchError::NoProfile(_) | BenchError::NotVideo { .. } => EXIT_USAGE,
+            match e.code() {
+                "no-input" | "bad-profile" => EXIT_USAGE,
                 _ => EXIT_SOME_FAILED,
             }
         }
