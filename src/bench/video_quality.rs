@@ -10,9 +10,10 @@
 //! The reference is the *upright* source at its own displayed size: the source's display
 //! rotation is applied to its pixels and, when the profile capped the frame rate, the same
 //! `fps` filter drops the same frames. The output is decoded and scaled back up to that size.
-//! Frames are then paired in order (the output has one frame per reference frame by
-//! construction) and stamped with their index, so the filters compare frame *n* with frame *n*
-//! whatever the containers' time bases and start times.
+//! Frames are paired by presentation time (both sides start at zero, as the engine shifts the
+//! source's start), so a frame that only one side has is left out rather than shifting every
+//! later pair; each pair is then stamped with its index for the filters, whatever the
+//! containers' time bases.
 
 use std::path::Path;
 
@@ -26,6 +27,9 @@ use crate::profile::MediaKind;
 
 /// PSNR of identical pictures (an infinite ratio) is reported as this.
 pub const PSNR_CAP_DB: f64 = 100.0;
+/// Frames of the two sides this close in presentation time are the same frame (well under half
+/// a frame at 120 fps; timestamps differ only by time-base rounding).
+const SAME_TIME_SECONDS: f64 = 0.004;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PictureScore {
@@ -54,14 +58,24 @@ pub fn measure(
     let mut distorted = UprightFrames::open(output, out_index, out_probe.rotation, size, None)?;
     let mut metric =
         Comparison::new(size).map_err(|e| QualityError::new(output, format!("ssim/psnr: {e}")))?;
+    // Pairs frames by presentation time: a frame only one side has (a damaged frame one decoder
+    // skips, a repeated timestamp the engine drops) is left out instead of shifting every pair.
+    let (mut r, mut d) = (reference.next()?, distorted.next()?);
     let mut n = 0i64;
-    while let (Some(mut r), Some(mut d)) = (reference.next()?, distorted.next()?) {
-        r.set_pts(Some(n));
-        d.set_pts(Some(n));
-        metric
-            .add(&mut r, &mut d)
-            .map_err(|e| QualityError::new(output, format!("ssim/psnr: {e}")))?;
-        n += 1;
+    while let (Some((rf, rt)), Some((df, dt))) = (r.as_mut(), d.as_mut()) {
+        if (*rt - *dt).abs() <= SAME_TIME_SECONDS {
+            rf.set_pts(Some(n));
+            df.set_pts(Some(n));
+            metric
+                .add(rf, df)
+                .map_err(|e| QualityError::new(output, format!("ssim/psnr: {e}")))?;
+            n += 1;
+            (r, d) = (reference.next()?, distorted.next()?);
+        } else if *rt < *dt {
+            r = reference.next()?;
+        } else {
+            d = distorted.next()?;
+        }
     }
     metric
         .finish()
@@ -158,19 +172,22 @@ impl UprightFrames {
         })
     }
 
-    /// The next upright frame, or `None` at the end of the stream.
-    fn next(&mut self) -> Result<Option<frame::Video>, QualityError> {
+    /// The next upright frame and its presentation time in seconds from the start of the file,
+    /// or `None` at the end of the stream.
+    fn next(&mut self) -> Result<Option<(frame::Video, f64)>, QualityError> {
         let mut filtered = frame::Video::empty();
         let mut decoded = frame::Video::empty();
         loop {
-            match self
-                .graph
-                .get("out")
-                .expect("graph has out")
-                .sink()
-                .frame(&mut filtered)
-            {
-                Ok(()) => return Ok(Some(filtered)),
+            let mut out = self.graph.get("out").expect("graph has out");
+            let mut sink = out.sink();
+            match sink.frame(&mut filtered) {
+                Ok(()) => {
+                    let micros = filtered
+                        .pts()
+                        .map(|p| p.rescale(sink.time_base(), ffmpeg::Rational::new(1, 1_000_000)));
+                    let seconds = micros.map_or(f64::NAN, |us| us as f64 / 1e6);
+                    return Ok(Some((filtered, seconds)));
+                }
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(e) if media::is_again(&e) => {}
                 Err(e) => return Err(self.fail("filter", e)),

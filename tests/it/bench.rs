@@ -101,19 +101,11 @@ fn video_quality_falls_with_crf_against_the_upright_source() {
         ("crf18", "video-720p", &[("crf = 26", "crf = 18")]),
         ("crf40", "video-720p", &[("crf = 26", "crf = 40")]),
     ]);
-    let (rotated, fast) = (fixture("rot90_h264.mp4"), fixture("fps60_h264.mp4"));
-    let doc = bench_json(
-        &s,
-        &[
-            "--profile",
-            "crf18",
-            "--profile",
-            "crf40",
-            path(&rotated),
-            path(&fast),
-        ],
-    );
-    for input in ["rot90_h264.mp4", "fps60_h264.mp4"] {
+    let inputs = ["rot90_h264.mp4", "fps60_h264.mp4", "vfr_h264.mp4"].map(fixture);
+    let mut args = vec!["--profile", "crf18", "--profile", "crf40"];
+    args.extend(inputs.iter().map(|p| path(p)));
+    let doc = bench_json(&s, &args);
+    for input in ["rot90_h264.mp4", "fps60_h264.mp4", "vfr_h264.mp4"] {
         let (good, poor) = (row(&doc, "crf18", input), row(&doc, "crf40", input));
         assert!(
             num(good, "ssim") > num(poor, "ssim"),
@@ -135,6 +127,10 @@ fn video_quality_falls_with_crf_against_the_upright_source() {
     );
     // 60 fps capped to 30: the reference drops the same frames, 2 s × 30 are compared.
     assert_eq!(row(&doc, "crf18", "fps60_h264.mp4")["frames"], 60);
+    // Variable frame rate: every one of the 54 frames finds its counterpart by time.
+    let vfr = row(&doc, "crf18", "vfr_h264.mp4");
+    assert_eq!(vfr["frames"], 54);
+    assert!(num(vfr, "ssim") > 0.95, "{vfr:#}");
 }
 
 #[test]
