@@ -63,7 +63,8 @@ pub fn measure(
     let (mut r, mut d) = (reference.next()?, distorted.next()?);
     let mut n = 0i64;
     while let (Some((rf, rt)), Some((df, dt))) = (r.as_mut(), d.as_mut()) {
-        if (*rt - *dt).abs() <= SAME_TIME_SECONDS {
+        // Frames without timestamps (a still picture may have none) pair in order.
+        if (*rt - *dt).abs() <= SAME_TIME_SECONDS || rt.is_nan() || dt.is_nan() {
             rf.set_pts(Some(n));
             df.set_pts(Some(n));
             metric

@@ -267,6 +267,7 @@ fn default_profiles_follow_routing_and_broken_inputs_set_exit_code_1() {
             "--csv",
             path(&fixture("voice_note.ogg")),
             path(&fixture("silent_video.mp4")),
+            path(&fixture("exif_rotated.jpg")),
             path(&broken),
         ],
         T,
@@ -278,12 +279,15 @@ fn default_profiles_follow_routing_and_broken_inputs_set_exit_code_1() {
         String::from_utf8_lossy(&out.stderr)
     );
     let csv = String::from_utf8_lossy(&out.stdout);
-    let profiles: Vec<&str> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(2).unwrap())
-        .collect();
-    assert_eq!(profiles, ["voice", "video-720p"]);
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let profiles: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    assert_eq!(profiles, ["voice", "video-720p", "image"]);
+    // The photo is stored sideways with an EXIF orientation: only its upright self matches the
+    // upright output.
+    let column = |name: &str| ROW_FIELDS.iter().position(|f| *f == name).unwrap();
+    let photo_ssim: f64 = rows[2][column("ssim")].parse().unwrap();
+    assert!(photo_ssim > 0.95, "{csv}");
+    assert_eq!(rows[2][column("duration_s")], "", "a picture has no duration");
     let out = s.run(
         &["bench", "--profile", "nope", path(&fixture("voice_note.ogg"))],
         T,
