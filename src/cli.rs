@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,7 +68,47 @@ pub enum Command {
     },
     /// Validate configuration and profiles, and reach the store and sinks.
     Check,
+    /// Compare profiles on inputs: size, ratio, bitrate, speed and quality (SSIM/PSNR for video
+    /// and pictures, SNR/log-spectral distance for audio), as a table, JSON, CSV or a chart.
+    Bench(BenchArgs),
     /// A media worker (started by the daemon; speaks JSON lines on stdin/stdout).
     #[command(hide = true)]
     Worker,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Files, or folders (walked recursively).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// A profile to try on every input of its kind (repeatable). Default: the profile routing
+    /// picks for each input.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Write JSON (rows, per-profile summary, skipped inputs) to FILE, or to stdout without
+    /// a value (`--json` or `--json=FILE`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    pub json: Option<PathBuf>,
+    /// Write CSV (one line per profile × input) to FILE, or to stdout without a value.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    pub csv: Option<PathBuf>,
+    /// Draw size against quality per profile into an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+    /// Instead of benchmarking: find, for each video input and video profile, the highest CRF
+    /// whose SSIM on samples of the input reaches X (0–1), and print the profile setting.
+    #[arg(long, value_name = "X")]
+    pub target_ssim: Option<f64>,
+    /// Lowest CRF the search may answer.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub min_crf: u8,
+    /// Highest CRF the search may answer.
+    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub max_crf: u8,
+    /// Samples the search encodes from an input long enough to have them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub samples: u64,
+    /// Length of each sample, seconds (a sample ends on the keyframe after it).
+    #[arg(long, default_value_t = 4.0)]
+    pub sample_seconds: f64,
 }

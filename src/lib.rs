@@ -16,6 +16,8 @@
 //! - [`pipeline`]: one job, from input file to committed record.
 //! - [`daemon`]: `watch`: intake, concurrency, shutdown.
 //! - [`failure`]: the code/message/stage shape of every failure.
+//! - [`bench`]: `mediaspool bench` — size, speed and quality of profiles on inputs, and the CRF
+//!   search for a target SSIM.
 //!
 //! ```text
 //! incoming/ ─watch─▶ claim (rename into work/) ─▶ hash ─▶ catalog: seen these bytes? ─yes─▶ duplicate
@@ -27,6 +29,7 @@
 //!                                               sinks drain the outbox (NDJSON file, stdout)
 //! ```
 
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -378,6 +378,24 @@ impl Profile {
     pub fn kind(&self) -> MediaKind {
         self.settings.kind
     }
+
+    /// This profile with other settings: validated like a profile file, with the id of the new
+    /// settings (so its outputs never share keys with the original's).
+    pub fn with_settings(&self, settings: Settings) -> Result<Profile, ProfileError> {
+        let mut problems = Vec::new();
+        validate(&settings, &mut |msg: String| {
+            problems.push(format!("profile {}: {msg}", self.name))
+        });
+        if !problems.is_empty() {
+            return Err(ProfileError { problems });
+        }
+        Ok(Profile {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            id: settings_id(&settings),
+            settings,
+        })
+    }
 }
 
 fn settings_id(settings: &Settings) -> String {
@@ -613,6 +631,23 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
+    }
+
+    #[test]
+    fn changed_settings_get_the_id_a_file_with_them_would_have() {
+        let set = ProfileSet::built_in();
+        let base = set.get("video-720p").unwrap();
+        let mut settings = base.settings.clone();
+        settings.video.as_mut().unwrap().crf = 30;
+        let changed = base.with_settings(settings.clone()).unwrap();
+        let text = include_str!("../profiles/video-720p.toml").replacen("crf = 26", "crf = 30", 1);
+        let mut problems = vec![];
+        let parsed = Profile::parse("video-720p", &text, &mut problems).unwrap();
+        assert_eq!(changed.id, parsed.id);
+        assert_ne!(changed.id, base.id);
+        settings.video.as_mut().unwrap().crf = 60;
+        let err = base.with_settings(settings).unwrap_err();
+        assert!(err.problems[0].contains("video.crf must be 0–51"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What each command does, and the exit codes of SPEC.md: 0 success, 1 some inputs failed,
 //! 2 bad usage or configuration, 130 interrupted.
 
+mod bench;
 mod check;
 mod probe;
 mod process;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         (Command::Worker, _) => unreachable!("handled above"),
+        (Command::Bench(args), Ok((config, profiles))) => bench::run(&config, &profiles, args),
     };
     ExitCode::from(code)
 }

@@ -242,24 +242,7 @@ impl AudioTrack {
     }
 
     fn build_graph(&self, key: GraphKey) -> Result<filter::Graph, ffmpeg::Error> {
-        let mut graph = filter::Graph::new();
-        let args = format!(
-            "time_base={}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-            self.input_time_base,
-            key.rate,
-            key.format.name(),
-            key.layout
-        );
-        graph.add(
-            &filter::find("abuffer").ok_or(ffmpeg::Error::FilterNotFound)?,
-            "in",
-            &args,
-        )?;
-        graph.add(
-            &filter::find("abuffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
-            "out",
-            "",
-        )?;
+        let args = libav::abuffer_args(self.input_time_base, key.format, key.rate, key.layout);
         let rate = self.encoder.rate();
         let spec = format!(
             "{}aresample={rate},aformat=sample_fmts={}:sample_rates={rate}:channel_layouts=0x{:x}",
@@ -267,8 +250,7 @@ impl AudioTrack {
             self.encoder.format().name(),
             self.encoder.channel_layout().bits()
         );
-        graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
-        graph.validate()?;
+        let mut graph = libav::simple_graph("abuffer", &args, &spec, "abuffersink")?;
         let frame_size = self.encoder.frame_size();
         if frame_size > 0 {
             graph

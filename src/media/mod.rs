@@ -26,7 +26,11 @@ use serde::{Deserialize, Serialize};
 
 pub use error::MediaError;
 pub use libav::init;
+pub(crate) use libav::{
+    abuffer_args, buffer_args, clear_last_error, is_again, simple_graph, take_last_error,
+};
 pub use probe::{probe, Probe, StreamInfo};
+pub(crate) use video_track::{fps_cap, upright_filters};
 
 use crate::profile::{MediaKind, Profile};
 

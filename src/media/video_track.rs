@@ -117,10 +117,9 @@ impl VideoTrack {
             });
         }
         let (out_width, out_height) = bounded_size(upright.0, upright.1, settings);
-        let source_fps = frame_rate(stream);
-        let capped = source_fps.is_some_and(|r| f64::from(r) > f64::from(settings.max_fps) + 0.01);
-        let frame_rate = match source_fps {
-            Some(r) if !capped => r,
+        let cap = fps_cap(stream, settings.max_fps);
+        let frame_rate = match frame_rate(stream) {
+            Some(r) if cap.is_none() => r,
             _ => Rational::new(settings.max_fps as i32, 1),
         };
         let graph = build_graph(
@@ -128,7 +127,7 @@ impl VideoTrack {
             stream.time_base(),
             rotation,
             (out_width, out_height),
-            capped.then_some(settings.max_fps),
+            cap,
         )
         .map_err(|e| MediaError::encode("video filter graph", libav::describe(e)))?;
 
@@ -355,6 +354,25 @@ impl VideoTrack {
     }
 }
 
+/// `Some(max_fps)` when the stream's frame rate is above `max_fps` and an `fps` filter must
+/// drop frames down to it.
+pub fn fps_cap(stream: &format::stream::Stream, max_fps: u32) -> Option<u32> {
+    frame_rate(stream)
+        .is_some_and(|r| f64::from(r) > f64::from(max_fps) + 0.01)
+        .then_some(max_fps)
+}
+
+/// The filters (each followed by a comma) that turn a picture coded with a display rotation of
+/// `rotation` clockwise degrees upright.
+pub fn upright_filters(rotation: u32) -> &'static str {
+    match rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    }
+}
+
 fn frame_rate(stream: &format::stream::Stream) -> Option<Rational> {
     [stream.avg_frame_rate(), stream.rate()]
         .into_iter()
@@ -369,43 +387,15 @@ fn build_graph(
     (width, height): (u32, u32),
     fps_cap: Option<u32>,
 ) -> Result<filter::Graph, ffmpeg::Error> {
-    let mut graph = filter::Graph::new();
-    let sar = decoder.aspect_ratio();
-    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-        sar
-    } else {
-        Rational::new(1, 1)
-    };
-    let pix_fmt: ffmpeg::ffi::AVPixelFormat = decoder.format().into();
-    let args = format!(
-        "video_size={}x{}:pix_fmt={}:time_base={}:pixel_aspect={}",
-        decoder.width(),
-        decoder.height(),
-        pix_fmt as i32,
-        time_base,
-        sar
-    );
-    graph.add(
-        &filter::find("buffer").ok_or(ffmpeg::Error::FilterNotFound)?,
-        "in",
-        &args,
-    )?;
-    graph.add(
-        &filter::find("buffersink").ok_or(ffmpeg::Error::FilterNotFound)?,
-        "out",
-        "",
-    )?;
-    let turn = match rotation {
-        90 => "transpose=clock,",
-        180 => "hflip,vflip,",
-        270 => "transpose=cclock,",
-        _ => "",
-    };
+    let turn = upright_filters(rotation);
     let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
     let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p{fps}");
-    graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
-    graph.validate()?;
-    Ok(graph)
+    libav::simple_graph(
+        "buffer",
+        &libav::buffer_args(decoder, time_base),
+        &spec,
+        "buffersink",
+    )
 }
 
 #[cfg(test)]

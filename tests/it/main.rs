@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on real media, checked with an independent decoder.
 //! One test binary (the heavy libav link happens once).
 
+mod bench;
 mod cli;
 mod common;
 mod corpus;
