@@ -157,7 +157,7 @@ fn compare(c: &mut Criterion, path: &str, input: &Path, profile: &str, cli_args:
 }
 
 /// The `voice` profile's settings.
-const VOICE_CLI: &str = "-vn -af loudnorm=I=-16:TP=-1.5:LRA=11 -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k";
+const VOICE_CLI: &str = "-vn -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k";
 
 /// The `video-720p` profile's settings (the clip is 30 fps: no frame-rate cap applies).
 const VIDEO_720P_CLI: &str = "-vf scale=1280:720:flags=bicubic,setsar=1,format=yuv420p \
