@@ -11,8 +11,9 @@
 //!   limit (one ffmpeg over all the audio at once, 2 in parallel).
 //! - video: phone-like 1080p30 H.264 + AAC clips → the same, with probe, thumbnail, hash and
 //!   verification included on our side.
-//! - duplicate: a 100 MB file already stored, renamed in again under new names → time until
-//!   its `media.duplicate` record is in the outbox (daemon).
+//! - duplicate: a 100 MB file already stored, renamed in again under new names (each with its
+//!   manifest written first) → time until its `media.duplicate` record is in the outbox
+//!   (daemon, default settings).
 //! - memory: peak resident memory of `mediaspool process` (all its processes) on a 1 GB video.
 //!
 //! Set `MEDIASPOOL_BASELINE` to the baseline script if it is not at `../shared/baseline/`.
@@ -250,7 +251,8 @@ fn duplicate(work: &Path) {
     let dir = work.join("dup");
     let incoming = dir.join("spool/incoming");
     std::fs::create_dir_all(&incoming).unwrap();
-    std::fs::write(dir.join("mediaspool.toml"), "[spool]\nmanifest_grace = \"0s\"\n").unwrap();
+    // Default settings; each copy comes with its manifest written first, as an integration
+    // that knows the message's metadata does.
     // 100 MB of pseudo-random bytes (kept as is: kind other).
     let mut bytes = vec![0u8; 100 * 1024 * 1024];
     let mut x = 0x2545f4914f6cdd1du64;
@@ -273,6 +275,8 @@ fn duplicate(work: &Path) {
     let drop_and_wait = |name: &str| -> Duration {
         let staged = incoming.join(format!(".{name}"));
         std::fs::copy(&source, &staged).unwrap();
+        let manifest = format!(r#"{{"message_id": "wamid.{name}", "customer_id": "c-1"}}"#);
+        std::fs::write(incoming.join(format!("{name}.meta.json")), manifest).unwrap();
         let start = Instant::now();
         std::fs::rename(&staged, incoming.join(name)).unwrap();
         let needle = format!("\"file_name\":\"{name}\"");

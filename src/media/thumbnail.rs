@@ -71,8 +71,8 @@ impl FramePicker {
         }
     }
 
-    pub fn into_frame(self) -> Option<frame::Video> {
-        self.best.map(|(_, f)| f)
+    pub fn take_frame(&mut self) -> Option<frame::Video> {
+        self.best.take().map(|(_, f)| f)
     }
 }
 

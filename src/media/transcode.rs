@@ -112,8 +112,11 @@ pub fn audio_to_mp3(
         .map_err(|e| MediaError::encode("finishing MP3", libav::describe(e)))?;
     drop(octx);
     errors.check(&profile.settings.verify)?;
+    // Decoders, filters and the encoder are done: free them before decoding the output.
+    let (source_seconds, peaks) = (audio.decoded_seconds, audio.peaks.take());
+    drop(audio);
+    drop(ictx);
 
-    let source_seconds = audio.decoded_seconds;
     if source_seconds < 0.001 {
         return Err(MediaError::NoStream {
             detail: "the audio stream decodes to less than a millisecond".into(),
@@ -127,7 +130,7 @@ pub fn audio_to_mp3(
         &profile.settings.verify,
     )?;
 
-    let thumbnail = match (audio.peaks.take(), &profile.settings.thumbnail) {
+    let thumbnail = match (peaks, &profile.settings.thumbnail) {
         (Some(peaks), Some(t)) => Some(peaks.write_png(
             t.width,
             t.height.unwrap_or(t.width / 5),
@@ -221,14 +224,21 @@ pub fn video_to_mp4(
         .map_err(|e| MediaError::encode("finishing MP4", libav::describe(e)))?;
     drop(octx);
     errors.check(&profile.settings.verify)?;
-
+    // Decoders, filters and encoders are done: free them before decoding the output.
     let source_video = video.span.seconds();
+    let source_audio = audio.as_ref().map(|a| a.decoded_seconds);
+    let (out_width, out_height) = (video.out_width, video.out_height);
+    let picked = video.picker.take_frame();
+    drop(video);
+    drop(audio);
+    drop(ictx);
+
     if source_video <= 0.0 {
         return Err(MediaError::NoStream {
             detail: "the video stream decoded to no frames".into(),
         });
     }
-    let expect_audio = audio.as_ref().is_some_and(|a| a.decoded_seconds > 0.0);
+    let expect_audio = source_audio.is_some_and(|seconds| seconds > 0.0);
     let checked = verify::check_output(&out_path, verify::Expect::Mp4 { audio: expect_audio })?;
     verify::compare(
         "video",
@@ -236,25 +246,24 @@ pub fn video_to_mp4(
         checked.video_seconds,
         &profile.settings.verify,
     )?;
-    if let Some(a) = audio.as_ref().filter(|_| expect_audio) {
+    if let Some(source_audio) = source_audio.filter(|_| expect_audio) {
         verify::compare(
             "audio",
-            a.decoded_seconds,
+            source_audio,
             checked.audio_seconds,
             &profile.settings.verify,
         )?;
     }
-    if (checked.width, checked.height) != (Some(video.out_width), Some(video.out_height)) {
+    if (checked.width, checked.height) != (Some(out_width), Some(out_height)) {
         return Err(MediaError::VerifyFailed {
             detail: format!(
                 "picture is {:?}x{:?}, expected {}x{}",
-                checked.width, checked.height, video.out_width, video.out_height
+                checked.width, checked.height, out_width, out_height
             ),
         });
     }
 
-    let (out_width, out_height) = (video.out_width, video.out_height);
-    let thumbnail = match (&profile.settings.thumbnail, video.picker.into_frame()) {
+    let thumbnail = match (&profile.settings.thumbnail, picked) {
         (Some(t), Some(frame)) => Some(thumbnail::write_jpeg(&frame, t, &work_dir.join("thumb.jpg"))?),
         (Some(_), None) => {
             return Err(MediaError::Thumbnail {
@@ -263,7 +272,7 @@ pub fn video_to_mp4(
         }
         (None, _) => None,
     };
-    let source_seconds = source_video.max(audio.as_ref().map_or(0.0, |a| a.decoded_seconds));
+    let source_seconds = source_video.max(source_audio.unwrap_or(0.0));
     Ok(Rendition {
         mime: "video/mp4".into(),
         extension: "mp4".into(),
