@@ -28,9 +28,15 @@ pub fn run(config: &Config, profiles: &ProfileSet, args: &BenchArgs) -> u8 {
     }
 }
 
+/// A progress bar on stderr (hidden when it is not a terminal); the spinner turns during a
+/// long render, so a slow input does not look like a hang.
 fn bar(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("template parses"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {elapsed} {wide_msg}")
+            .expect("template parses"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
 
