@@ -47,6 +47,9 @@ fn measure(
     inputs: &[PathBuf],
 ) -> Result<u8, BenchError> {
     let (jobs, skipped) = bench::plan(inputs, &args.profiles, profiles, &config.routing)?;
+    for s in skipped.iter().filter(|s| s.failed) {
+        eprintln!("{}: {}", s.input, s.reason);
+    }
     let work_root = std::env::temp_dir();
     let progress = bar(jobs.len());
     let mut rows = Vec::with_capacity(jobs.len());
