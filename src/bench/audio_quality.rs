@@ -1,9 +1,10 @@
 //! The audio score of an output: both files decoded by libav to mono at one sample rate, then
 //! compared by [`signal::score`].
 //!
-//! In: the source path and its audio stream, the output path. Out: an [`AudioScore`], or `None`
-//! when a side has no audio or the source is silent. Fails with [`QualityError`] when a side
-//! cannot be decoded. Blocking, CPU-bound (decodes both files once).
+//! In: the source path and its audio stream, the output path. Out: an [`AudioScore`] of the
+//! first [`MAX_SCORED_SECONDS`], or `None` when a side has no audio or the source is silent.
+//! Fails with [`QualityError`] when a side cannot be decoded. Blocking, CPU-bound (decodes both
+//! files once).
 
 use std::path::Path;
 
@@ -13,6 +14,10 @@ use ffmpeg_next as ffmpeg;
 use super::signal::{self, AudioScore};
 use super::QualityError;
 use crate::media;
+
+/// Only this much of each side is scored: enough to rank settings, and memory stays bounded
+/// (10 minutes of 48 kHz mono is 115 MB of samples) whatever the length of the input.
+pub const MAX_SCORED_SECONDS: f64 = 600.0;
 
 /// The rate both sides are compared at: the source's own (so what the profile cuts off counts
 /// against it), within 8–48 kHz.
@@ -69,16 +74,21 @@ pub fn decode_mono(path: &Path, index: usize, rate: Option<u32>) -> Result<(Vec<
             }
             Ok(())
         };
+    let limit = (MAX_SCORED_SECONDS * f64::from(rate)) as usize;
     for (s, packet) in ictx.packets() {
         if s.index() == index {
             // A damaged packet is skipped, as players do; the score shows what is lost.
             let _ = decoder.send_packet(&packet);
             drain(&mut decoder, &mut mono)?;
+            if mono.samples.len() >= limit {
+                break;
+            }
         }
     }
     let _ = decoder.send_eof();
     drain(&mut decoder, &mut mono)?;
     mono.finish().map_err(|e| fail("resampling", e))?;
+    mono.samples.truncate(limit);
     Ok((mono.samples, rate))
 }
 

@@ -28,9 +28,15 @@ pub fn run(config: &Config, profiles: &ProfileSet, args: &BenchArgs) -> u8 {
     }
 }
 
+/// A progress bar on stderr (hidden when it is not a terminal); the spinner turns during a
+/// long render, so a slow input does not look like a hang.
 fn bar(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("template parses"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {elapsed} {wide_msg}")
+            .expect("template parses"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
 
@@ -41,6 +47,9 @@ fn measure(
     inputs: &[PathBuf],
 ) -> Result<u8, BenchError> {
     let (jobs, skipped) = bench::plan(inputs, &args.profiles, profiles, &config.routing)?;
+    for s in skipped.iter().filter(|s| s.failed) {
+        eprintln!("{}: {}", s.input, s.reason);
+    }
     let work_root = std::env::temp_dir();
     let progress = bar(jobs.len());
     let mut rows = Vec::with_capacity(jobs.len());

@@ -288,6 +288,11 @@ fn default_profiles_follow_routing_and_broken_inputs_set_exit_code_1() {
     let photo_ssim: f64 = rows[2][column("ssim")].parse().unwrap();
     assert!(photo_ssim > 0.95, "{csv}");
     assert_eq!(rows[2][column("duration_s")], "", "a picture has no duration");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broken.mp4: not readable as media"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = s.run(
         &["bench", "--profile", "nope", path(&fixture("voice_note.ogg"))],
         T,
