@@ -55,6 +55,7 @@ pub fn context(
     let setup = Setup {
         profiles: profiles.iter().cloned().collect(),
         routing: config.routing.clone(),
+        threads: config.spool.threads_per_job(),
     };
     let limits = Limits {
         timeout: config.spool.job_timeout,

@@ -135,11 +135,7 @@ impl UprightFrames {
         let fps_cap = max_fps.and_then(|max| media::fps_cap(&stream, max));
         let mut context = codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| fail("video stream", e))?;
-        context.set_threading(codec::threading::Config {
-            kind: codec::threading::Type::Frame,
-            count: 0,
-            ..Default::default()
-        });
+        context.set_threading(media::decoder_threading());
         let mut decoder = context.decoder().video().map_err(|e| fail("video decoder", e))?;
         decoder.set_packet_time_base(time_base);
         let start = unsafe { (*ictx.as_ptr()).start_time };

@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::MediaError;
-pub use libav::init;
 pub(crate) use libav::{
-    abuffer_args, buffer_args, clear_last_error, is_again, simple_graph, take_last_error,
+    abuffer_args, buffer_args, clear_last_error, decoder_threading, is_again, simple_graph, take_last_error,
 };
+pub use libav::{init, set_threads, threads};
 pub use probe::{probe, Probe, StreamInfo};
 pub(crate) use video_track::{fps_cap, upright_filters};
 

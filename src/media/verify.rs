@@ -151,11 +151,7 @@ fn open_decoder(
     let stream = ictx.stream(index).expect("index from this input");
     let mut context = codec::context::Context::from_parameters(stream.parameters())
         .map_err(|e| failed(format!("output stream {index}: {e}")))?;
-    context.set_threading(codec::threading::Config {
-        kind: codec::threading::Type::Frame,
-        count: 0,
-        ..Default::default()
-    });
+    context.set_threading(libav::decoder_threading());
     let mut decoder = context.decoder();
     decoder.set_packet_time_base(stream.time_base());
     let codec = ffmpeg::decoder::find(stream.parameters().id())

@@ -100,12 +100,7 @@ impl VideoTrack {
                 detail: format!("video stream: {}", libav::describe(e)),
             }
         })?;
-        // Decoders opened from parameters default to one thread.
-        context.set_threading(codec::threading::Config {
-            kind: codec::threading::Type::Frame,
-            count: 0,
-            ..Default::default()
-        });
+        context.set_threading(libav::decoder_threading());
         let mut decoder = context.decoder().video().map_err(|e| MediaError::Unreadable {
             detail: format!("video decoder: {}", libav::describe(e)),
         })?;
@@ -143,6 +138,7 @@ impl VideoTrack {
             ("preset".to_string(), settings.preset.as_str().to_string()),
             ("crf".to_string(), settings.crf.to_string()),
             ("profile".to_string(), settings.h264_profile.as_str().to_string()),
+            ("threads".to_string(), libav::threads().to_string()),
         ];
         Ok(VideoTrack {
             input_index: stream.index(),

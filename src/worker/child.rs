@@ -23,6 +23,7 @@ pub fn run() -> u8 {
             return 2;
         }
     };
+    crate::media::set_threads(setup.threads);
     let profiles = ProfileSet::from_profiles(setup.profiles.clone());
     let faults = std::env::var("MEDIASPOOL_FAULT").unwrap_or_default();
     let stdout = std::io::stdout();

@@ -29,6 +29,8 @@ use crate::profile::{MediaKind, Profile};
 pub struct Setup {
     pub profiles: Vec<Profile>,
     pub routing: RoutingConfig,
+    /// Threads each decoder and encoder may use (see [`crate::media::set_threads`]).
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
