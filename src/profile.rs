@@ -105,6 +105,10 @@ pub struct AudioSettings {
     pub bitrate_kbps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbr_quality: Option<u8>,
+    /// MP3 only: LAME's algorithm quality (`-q`), 0 (best, slowest) … 9 (fastest); LAME's own
+    /// default (3) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lame_quality: Option<u8>,
     /// Output sample rate in Hz.
     pub sample_rate: u32,
     /// At most this many channels: 1 (mono) or 2 (stereo); more are downmixed.
@@ -520,6 +524,13 @@ fn validate_audio(a: &AudioSettings, problem: &mut impl FnMut(String)) {
         }
         _ => {}
     }
+    if let Some(q) = a.lame_quality {
+        if a.codec != AudioCodec::Mp3 || q > 9 {
+            problem(format!(
+                "audio.lame_quality is for MP3 only and must be 0–9, not {q}"
+            ));
+        }
+    }
 }
 
 fn validate_video(v: &VideoSettings, problem: &mut impl FnMut(String)) {
@@ -668,6 +679,27 @@ channels = 6
         assert!(Profile::parse("bad", &text, &mut problems).is_none());
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("sample_rate 12345")));
+    }
+
+    #[test]
+    fn lame_quality_is_checked_and_part_of_the_id() {
+        let base = include_str!("../profiles/voice.toml");
+        let mut problems = vec![];
+        let tuned = base.replacen("channels = 1", "channels = 1\nlame_quality = 7", 1);
+        let a = Profile::parse("voice", base, &mut problems).unwrap();
+        let b = Profile::parse("voice", &tuned, &mut problems).unwrap();
+        assert_ne!(a.id, b.id);
+        assert!(problems.is_empty());
+        let bad = include_str!("../profiles/video-720p.toml").replacen(
+            "channels = 2",
+            "channels = 2\nlame_quality = 2",
+            1,
+        );
+        assert!(Profile::parse("v", &bad, &mut problems).is_none());
+        assert!(
+            problems[0].contains("lame_quality is for MP3 only"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -77,6 +77,9 @@ impl AudioTrack {
         enc.set_channels(i32::from(channels));
         enc.set_format(format::Sample::F32(format::sample::Type::Planar));
         enc.set_time_base(Rational::new(1, settings.sample_rate as i32));
+        if let (AudioCodec::Mp3, Some(q)) = (settings.codec, settings.lame_quality) {
+            enc.set_compression(Some(usize::from(q)));
+        }
         match settings.rate() {
             Rate::BitrateKbps(kbps) => enc.set_bit_rate(kbps as usize * 1000),
             Rate::VbrQuality(q) => unsafe {

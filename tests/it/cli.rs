@@ -210,3 +210,33 @@ fn a_profile_with_loudness_brings_quiet_speech_to_its_target() {
     assert!(before < -35.0, "the input is quiet: {before} LUFS");
     assert!((after + 16.0).abs() < 2.0, "output at {after} LUFS, target -16");
 }
+
+#[test]
+fn lame_quality_reaches_the_encoder() {
+    let plain = Scratch::new();
+    plain.process(&[fixture("voice_note.ogg")]);
+    let fast = Scratch::new();
+    std::fs::create_dir(fast.path().join("profiles")).unwrap();
+    let voice = std::fs::read_to_string(repo().join("profiles/voice.toml")).unwrap();
+    std::fs::write(
+        fast.path().join("profiles/voice.toml"),
+        voice.replace("channels = 1", "channels = 1\nlame_quality = 9"),
+    )
+    .unwrap();
+    std::fs::write(
+        fast.path().join("mediaspool.toml"),
+        "profiles_dir = \"profiles\"\n",
+    )
+    .unwrap();
+    fast.process(&[fixture("voice_note.ogg")]);
+    let (a, b) = (&plain.records()[0], &fast.records()[0]);
+    let bytes = |s: &Scratch, r: &serde_json::Value| {
+        std::fs::read(s.stored(r["media"]["key"].as_str().unwrap())).unwrap()
+    };
+    assert_ne!(
+        bytes(&plain, a),
+        bytes(&fast, b),
+        "a different LAME quality makes different bytes"
+    );
+    assert_eq!(a["media"]["duration_ms"], b["media"]["duration_ms"]);
+}
