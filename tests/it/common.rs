@@ -19,9 +19,17 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("fixtures").join(name)
 }
 
-/// The shared corpus of third-party media (read-only).
+/// The shared corpus of third-party media (read-only): `MEDIASPOOL_CORPUS`, else
+/// `../shared/corpus` beside the checkout, else `/work/shared/corpus`.
 pub fn corpus() -> PathBuf {
-    std::env::var_os("MEDIASPOOL_CORPUS").map_or_else(|| repo().join("../shared/corpus"), PathBuf::from)
+    if let Some(dir) = std::env::var_os("MEDIASPOOL_CORPUS") {
+        return PathBuf::from(dir);
+    }
+    let beside = repo().join("../shared/corpus");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/corpus")
 }
 
 pub fn corpus_files(section: &str) -> Vec<PathBuf> {
