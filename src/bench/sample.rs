@@ -272,10 +272,15 @@ mod tests {
     fn a_keyframe_that_is_no_clean_start_is_skipped_for_the_whole_input() {
         // A corpus video whose later "keyframes" depend on what came before: stream copies
         // starting there decode with errors (the ffmpeg CLI's own `-ss 3.8 -c copy` too).
-        let corpus = std::env::var_os("MEDIASPOOL_CORPUS").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-            PathBuf::from,
-        );
+        // The corpus as the integration tests find it (tests/it/common.rs).
+        let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+        let corpus = std::env::var_os("MEDIASPOOL_CORPUS")
+            .map(PathBuf::from)
+            .unwrap_or(if beside.is_dir() {
+                beside
+            } else {
+                PathBuf::from("/work/shared/corpus")
+            });
         let source = corpus.join("video/imageio__cockatoo.mp4");
         let probe = crate::media::probe(&source).unwrap();
         let dir = tempfile::tempdir().unwrap();
