@@ -7,18 +7,22 @@ use crate::config::Config;
 use crate::profile::ProfileSet;
 
 pub fn run(config: Config, profiles: ProfileSet) -> u8 {
-    crate::media::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime starts");
     runtime.block_on(async {
-        let shutdown = async {
-            let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            {
-                (Ok(t), Ok(i)) => (t, i),
-                _ => return std::future::pending().await,
-            };
+        // Handlers first, before anything slower: a signal during start-up is a shutdown
+        // request like any other, not a kill.
+        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("mediaspool: cannot handle signals: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        crate::media::init();
+        let shutdown = async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             tracing::info!("signal received: finishing in-flight jobs (signal again to stop at once)");
             tokio::spawn(async move {

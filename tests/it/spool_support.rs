@@ -63,7 +63,18 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        let before = self.log().matches("watching").count();
         self.child = Some(cmd.spawn().unwrap());
+        // Ready once it says so (signal handlers, spool, catalog and watcher are set up).
+        let start = Instant::now();
+        while self.log().matches("watching").count() == before {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "daemon did not start; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn pid(&self) -> u32 {

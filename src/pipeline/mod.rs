@@ -11,24 +11,28 @@
 //! worker process.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::catalog::{Catalog, CatalogError, JobVerdict, StoredMedia};
 use crate::config::{Config, OtherRoute};
 use crate::failure::{Failure, Stage};
 use crate::hash::{hash_file, ContentHash};
-use crate::ingest::manifest::{sha256_matches, Manifest};
-use crate::media::{Probe, Rendition};
-use crate::profile::{MediaKind, Profile, ProfileSet};
-use crate::records::{Crm, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo};
-use crate::store::{keys, Placed, Store};
+use crate::ingest::manifest::Manifest;
+use crate::media::Probe;
+use crate::profile::{MediaKind, ProfileSet};
+use crate::records::{Crm, Event, Record, SourceInfo};
+use crate::store::Store;
 use crate::worker::pool::WorkerPool;
 use crate::worker::{MediaOutcome, Request};
 
-/// Profile id under which files kept as they came are catalogued.
-const AS_IS: &str = "as-is";
+mod manifest;
+mod outputs;
+
+use manifest::{check_manifest, load_manifest};
+use outputs::{store_as_is, store_rendition, AS_IS};
+
 /// A worker that died is retried this many times in all before the file is quarantined.
 const MAX_ATTEMPTS: u32 = 2;
 
@@ -357,86 +361,6 @@ async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<M
     }
 }
 
-/// Reads (or, once the media work is done, waits for) the manifest. A manifest that does not
-/// parse rejects the pair.
-async fn load_manifest(source: &ManifestSource, facts: &mut Facts, wait: bool) -> Result<(), Rejection> {
-    if facts.manifest.is_some() {
-        return Ok(());
-    }
-    let path = match source {
-        ManifestSource::None => return Ok(()),
-        ManifestSource::File(path) => path.clone(),
-        ManifestSource::Spool { spool, job, deadline } => loop {
-            match spool.take_manifest(job) {
-                Ok(true) => break spool.manifest_of(job),
-                Ok(false) if wait && Instant::now() < *deadline => {
-                    tokio::time::sleep(Duration::from_millis(25)).await
-                }
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    return Err(Failure::new(
-                        "io-error",
-                        Stage::Manifest,
-                        format!("cannot take the manifest: {e}"),
-                    )
-                    .into())
-                }
-            }
-        },
-    };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(Failure::new(
-                "io-error",
-                Stage::Manifest,
-                format!("cannot read the manifest: {e}"),
-            )
-            .into())
-        }
-    };
-    let manifest =
-        Manifest::parse(&bytes).map_err(|e| Failure::new(e.code(), Stage::Manifest, e.to_string()))?;
-    facts.manifest = Some(manifest);
-    facts.manifest_checked = false;
-    Ok(())
-}
-
-/// The manifest's checks that need the bytes or the policy: checksum and consent.
-async fn check_manifest(ctx: &Arc<Ctx>, path: &Path, facts: &mut Facts) -> Result<(), Rejection> {
-    if facts.manifest_checked || facts.hash.is_none() {
-        return Ok(());
-    }
-    facts.manifest_checked = true;
-    let manifest = facts.manifest.clone();
-    if let Some(expected) = manifest.as_ref().and_then(|m| m.sha256.clone()) {
-        let p = path.to_path_buf();
-        let matches = blocking(ctx, move |_| sha256_matches(&p, &expected))
-            .await
-            .map_err(|e| read_failure(&e))?;
-        if !matches {
-            return Err(Failure::new(
-                "checksum-mismatch",
-                Stage::Manifest,
-                "the file's SHA-256 differs from the manifest's sha256: the download is corrupt or incomplete",
-            )
-            .into());
-        }
-    }
-    if ctx.config.policy.require_consent && manifest.as_ref().and_then(|m| m.consent) != Some(true) {
-        return Err(Rejection {
-            failure: Failure::new(
-                "no-consent",
-                Stage::Policy,
-                "policy.require_consent is set and the manifest does not say consent: true; the file was deleted",
-            ),
-            verdict: JobVerdict::Removed,
-        });
-    }
-    Ok(())
-}
-
 /// Known bytes already rendered with the profile routing picks now: a duplicate record, no
 /// new work. A changed profile (new id) is not a duplicate: it makes new outputs.
 async fn duplicate(
@@ -486,133 +410,6 @@ async fn duplicate(
     Ok(Some((record, JobVerdict::Done, None)))
 }
 
-async fn store_rendition(
-    ctx: &Arc<Ctx>,
-    input: &Path,
-    probe: &Probe,
-    profile: &Profile,
-    rendition: Rendition,
-    facts: &Facts,
-) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
-    let hash = facts.hash.clone().expect("hashed");
-    let mut record = base_record(Event::Stored, facts);
-    let (profile_for_store, input) = (profile.clone(), input.to_path_buf());
-    let (media, thumbnail, original) = blocking(ctx, move |c| {
-        put_rendition(c, &hash, &profile_for_store, &input, &rendition)
-    })
-    .await
-    .map_err(|e| Failure::new(e.code(), Stage::Store, e.to_string()))?;
-    record.media = Some(MediaInfo {
-        kind: probe.kind.as_str().to_string(),
-        ..media
-    });
-    record.thumbnail = thumbnail;
-    record.original = original;
-    record.retention_until = retention_until(ctx, facts, profile.settings.retention_days);
-    let stored = StoredMedia::from_record(&record).expect("media just set");
-    Ok((
-        record,
-        JobVerdict::Done,
-        Some((profile.id.clone(), probe.kind.as_str().to_string(), stored)),
-    ))
-}
-
-/// Puts thumbnail, original (if configured) and rendition; removes them again if any put fails.
-fn put_rendition(
-    ctx: &Ctx,
-    hash: &ContentHash,
-    profile: &Profile,
-    input: &Path,
-    rendition: &Rendition,
-) -> Result<(MediaInfo, Option<ThumbnailInfo>, Option<crate::store::ObjectRef>), crate::store::StoreError> {
-    let prefix = &ctx.config.store.prefix;
-    let mut placed = Placed::new(&ctx.store);
-    let thumbnail = match &rendition.thumbnail {
-        Some(t) => {
-            let object = placed.put(&keys::thumbnail(prefix, hash, &profile.id, &t.extension), &t.path)?;
-            Some(ThumbnailInfo {
-                mime: t.mime.clone(),
-                width: t.width,
-                height: t.height,
-                url: object.url,
-                key: object.key,
-            })
-        }
-        None => None,
-    };
-    let original = if ctx.config.store.upload_originals {
-        Some(placed.put(&keys::original(prefix, hash), input)?)
-    } else {
-        None
-    };
-    let object = placed.put(
-        &keys::rendition(prefix, hash, &profile.id, &rendition.extension),
-        &rendition.path,
-    )?;
-    placed.keep();
-    let media = MediaInfo {
-        kind: String::new(),
-        profile: Some(profile.name.clone()),
-        profile_id: Some(profile.id.clone()),
-        mime: rendition.mime.clone(),
-        bytes: rendition.bytes,
-        duration_ms: rendition.duration_ms,
-        width: rendition.width,
-        height: rendition.height,
-        url: object.url,
-        key: object.key,
-    };
-    Ok((media, thumbnail, original))
-}
-
-/// Files that are not media: kept byte for byte, or refused, per `routing.other`.
-async fn store_as_is(
-    ctx: &Arc<Ctx>,
-    input: &Path,
-    probe: &Probe,
-    facts: &Facts,
-) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
-    if ctx.config.routing.other == OtherRoute::Reject {
-        return Err(Failure::new(
-            "unsupported-kind",
-            Stage::Route,
-            format!(
-                "not audio, video or an image ({}), and routing.other = \"reject\"",
-                probe.mime
-            ),
-        )
-        .into());
-    }
-    let hash = facts.hash.clone().expect("hashed");
-    let (input, prefix) = (input.to_path_buf(), ctx.config.store.prefix.clone());
-    let object = blocking(ctx, move |c| {
-        c.store.put_file(&keys::original(&prefix, &hash), &input)
-    })
-    .await
-    .map_err(|e| Failure::new(e.code(), Stage::Store, e.to_string()))?;
-    let mut record = base_record(Event::Stored, facts);
-    record.media = Some(MediaInfo {
-        kind: MediaKind::Other.as_str().to_string(),
-        profile: None,
-        profile_id: None,
-        mime: probe.mime.clone(),
-        bytes: probe.bytes,
-        duration_ms: None,
-        width: None,
-        height: None,
-        url: object.url.clone(),
-        key: object.key.clone(),
-    });
-    record.original = Some(object);
-    record.retention_until = retention_until(ctx, facts, None);
-    let stored = StoredMedia::from_record(&record).expect("media just set");
-    Ok((
-        record,
-        JobVerdict::Done,
-        Some((AS_IS.to_string(), MediaKind::Other.as_str().to_string(), stored)),
-    ))
-}
-
 fn describe_source(facts: &mut Facts, probe: &Probe) {
     facts.source.mime = Some(probe.mime.clone());
     facts.source.container = probe.container.clone();
@@ -651,21 +448,6 @@ fn base_record(event: Event, facts: &Facts) -> Record {
         }
     }
     record
-}
-
-/// Retention: the manifest's, else the profile's, else the policy's; none when 0.
-fn retention_until(ctx: &Ctx, facts: &Facts, profile_days: Option<u32>) -> Option<String> {
-    let days = facts
-        .manifest
-        .as_ref()
-        .and_then(|m| m.retention_days)
-        .or(profile_days)
-        .unwrap_or(ctx.config.policy.retention_days);
-    if days == 0 {
-        return None;
-    }
-    let until = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
-    until.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 fn read_failure(e: &std::io::Error) -> Rejection {

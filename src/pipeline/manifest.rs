@@ -1,0 +1,95 @@
+//! The manifest steps of a job: reading it (or waiting for one that comes just after its
+//! media), and the checks that need the bytes or the policy (checksum, consent).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{blocking, read_failure, Ctx, Facts, ManifestSource, Rejection};
+use crate::catalog::JobVerdict;
+use crate::failure::{Failure, Stage};
+use crate::ingest::manifest::{sha256_matches, Manifest};
+
+/// Reads (or, once the media work is done, waits for) the manifest. A manifest that does not
+/// parse rejects the pair.
+pub(super) async fn load_manifest(
+    source: &ManifestSource,
+    facts: &mut Facts,
+    wait: bool,
+) -> Result<(), Rejection> {
+    if facts.manifest.is_some() {
+        return Ok(());
+    }
+    let path = match source {
+        ManifestSource::None => return Ok(()),
+        ManifestSource::File(path) => path.clone(),
+        ManifestSource::Spool { spool, job, deadline } => loop {
+            match spool.take_manifest(job) {
+                Ok(true) => break spool.manifest_of(job),
+                Ok(false) if wait && Instant::now() < *deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    return Err(Failure::new(
+                        "io-error",
+                        Stage::Manifest,
+                        format!("cannot take the manifest: {e}"),
+                    )
+                    .into())
+                }
+            }
+        },
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Failure::new(
+                "io-error",
+                Stage::Manifest,
+                format!("cannot read the manifest: {e}"),
+            )
+            .into())
+        }
+    };
+    let manifest =
+        Manifest::parse(&bytes).map_err(|e| Failure::new(e.code(), Stage::Manifest, e.to_string()))?;
+    facts.manifest = Some(manifest);
+    facts.manifest_checked = false;
+    Ok(())
+}
+
+/// The manifest's checks that need the bytes or the policy: checksum and consent.
+pub(super) async fn check_manifest(ctx: &Arc<Ctx>, path: &Path, facts: &mut Facts) -> Result<(), Rejection> {
+    if facts.manifest_checked || facts.hash.is_none() {
+        return Ok(());
+    }
+    facts.manifest_checked = true;
+    let manifest = facts.manifest.clone();
+    if let Some(expected) = manifest.as_ref().and_then(|m| m.sha256.clone()) {
+        let p = path.to_path_buf();
+        let matches = blocking(ctx, move |_| sha256_matches(&p, &expected))
+            .await
+            .map_err(|e| read_failure(&e))?;
+        if !matches {
+            return Err(Failure::new(
+                "checksum-mismatch",
+                Stage::Manifest,
+                "the file's SHA-256 differs from the manifest's sha256: the download is corrupt or incomplete",
+            )
+            .into());
+        }
+    }
+    if ctx.config.policy.require_consent && manifest.as_ref().and_then(|m| m.consent) != Some(true) {
+        return Err(Rejection {
+            failure: Failure::new(
+                "no-consent",
+                Stage::Policy,
+                "policy.require_consent is set and the manifest does not say consent: true; the file was deleted",
+            ),
+            verdict: JobVerdict::Removed,
+        });
+    }
+    Ok(())
+}
