@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (idempotently), then runs every test.
-# Set MEDIASPOOL_SKIP_LONG=1 to skip the opt-in long stress tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
