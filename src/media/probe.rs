@@ -85,8 +85,11 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     let head = read_head(path, 8192)?;
     let sniffed = infer::get(&head);
 
-    if let Some(format) = decodable_image_format(&head) {
-        return probe_image(path, bytes, format);
+    match decodable_image_format(&head) {
+        // An animated GIF is a short video: it becomes an MP4 that plays everywhere.
+        Some(image::ImageFormat::Gif) if is_animated_gif(path) => {}
+        Some(format) => return probe_image(path, bytes, format),
+        None => {}
     }
 
     libav::clear_last_error();
@@ -155,6 +158,28 @@ fn looks_like_text(head: &[u8]) -> bool {
     !text.is_empty() && !text.chars().any(|c| c.is_control() && !c.is_whitespace())
 }
 
+/// libav's demuxers for single pictures (`image2`, `png_pipe`, `svg_pipe`…).
+fn is_still_image_demuxer(container: &str) -> bool {
+    container == "image2" || container.ends_with("_pipe")
+}
+
+/// Whether a GIF has more than one frame (decodes at most two, within memory limits).
+fn is_animated_gif(path: &Path) -> bool {
+    use image::AnimationDecoder;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut decoder) = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(file)) else {
+        return false;
+    };
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    if image::ImageDecoder::set_limits(&mut decoder, limits).is_err() {
+        return false;
+    }
+    decoder.into_frames().take(2).filter(Result::is_ok).count() > 1
+}
+
 /// Still-image formats the `image` crate decodes here.
 fn decodable_image_format(head: &[u8]) -> Option<image::ImageFormat> {
     use image::ImageFormat::*;
@@ -218,6 +243,19 @@ fn probe_libav(
                 .map(|s| s.index)
         });
 
+    // A still picture libav reads but the image path does not (SVG, JPEG XL…) is a document
+    // to keep as it is, not a one-frame video.
+    if is_still_image_demuxer(&container) && audio_stream.is_none() {
+        let mut kept = other(bytes, sniffed, &[]);
+        if let Some(s) = video_stream.map(|i| &streams[i]) {
+            kept.mime = match s.codec.as_str() {
+                "svg" => "image/svg+xml".to_string(),
+                codec => sniffed.map_or_else(|| format!("image/x-{codec}"), |t| t.mime_type().to_string()),
+            };
+            kept.codecs = vec![s.codec.clone()];
+        }
+        return Ok(kept);
+    }
     let kind = if video_stream.is_some() {
         MediaKind::Video
     } else if audio_stream.is_some() {
@@ -416,6 +454,7 @@ fn mime_for(kind: MediaKind, container: &str, sniffed: Option<infer::Type>) -> S
         (_, "flac") => Some("audio/flac"),
         (_, "aac") => Some("audio/aac"),
         (_, "amr") => Some("audio/amr"),
+        (_, "gif") => Some("image/gif"),
         (_, "avi") => Some("video/x-msvideo"),
         (_, "mpegts") => Some("video/mp2t"),
         _ => None,

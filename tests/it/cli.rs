@@ -240,3 +240,53 @@ fn lame_quality_reaches_the_encoder() {
     );
     assert_eq!(a["media"]["duration_ms"], b["media"]["duration_ms"]);
 }
+
+#[test]
+fn animated_gifs_become_video_and_vector_pictures_are_kept_as_they_are() {
+    let s = Scratch::new();
+    let gif = s.path().join("dance.gif");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=2",
+        ])
+        .arg(&gif)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let svg = s.path().join("logo.svg");
+    std::fs::write(&svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50"><rect width="100" height="50" fill="red"/></svg>"#).unwrap();
+    let still = s.path().join("still.gif");
+    image::RgbImage::from_pixel(40, 30, image::Rgb([0, 128, 255]))
+        .save(&still)
+        .unwrap();
+    let out = s.process(&[gif, svg.clone(), still]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = s.records();
+    let anim = record_for(&records, "dance.gif");
+    assert_eq!(anim["media"]["kind"], "video");
+    assert_eq!(anim["media"]["mime"], "video/mp4");
+    assert_eq!(anim["source"]["mime"], "image/gif");
+    let d = anim["media"]["duration_ms"].as_u64().unwrap();
+    assert!((1800..=2100).contains(&d), "{d} ms");
+    let logo = record_for(&records, "logo.svg");
+    assert_eq!(logo["media"]["kind"], "other");
+    assert_eq!(logo["media"]["mime"], "image/svg+xml");
+    assert_eq!(
+        std::fs::read(s.stored(logo["media"]["key"].as_str().unwrap())).unwrap(),
+        std::fs::read(&svg).unwrap()
+    );
+    let still = record_for(&records, "still.gif");
+    assert_eq!(still["media"]["kind"], "image", "a one-frame GIF is a picture");
+    assert_eq!(still["media"]["mime"], "image/jpeg");
+}
