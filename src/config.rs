@@ -376,6 +376,12 @@ impl Config {
                 self.store.sse
             ));
         }
+        if self.policy.retention_days > crate::ingest::manifest::MAX_RETENTION_DAYS {
+            problems.push(format!(
+                "policy.retention_days = {}: at most 36500",
+                self.policy.retention_days
+            ));
+        }
         if self.spool.jobs > 256 {
             problems.push(format!("spool.jobs = {}: at most 256", self.spool.jobs));
         }

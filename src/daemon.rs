@@ -87,7 +87,7 @@ pub async fn run(
         source,
     };
     let spool = Spool::open(&config.spool.dir).map_err(spool_err)?;
-    clear_scratch(&spool);
+    spool.clear_abandoned_scratch();
     let jobs = config.spool.effective_jobs();
     let shutdown_grace = config.spool.shutdown_grace;
     let manifest_grace = config.spool.manifest_grace;
@@ -101,7 +101,9 @@ pub async fn run(
     let ctx = Arc::new(context(config, profiles, spool.scratch_root())?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), Arc::clone(&sinks), stop_rx.clone()));
+    // The outbox drains until every job has ended: its own stop comes last.
+    let (drained_tx, drained_rx) = watch::channel(false);
+    let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), Arc::clone(&sinks), drained_rx));
     let mut names = watcher::start(&spool, settings, stop_rx.clone())
         .map_err(|e| DaemonError::Setup(format!("watch: {e}")))?;
 
@@ -171,15 +173,22 @@ pub async fn run(
                         manifest: ManifestSource::Spool { spool: spool.clone(), job: job.clone(), deadline: Instant::now() + manifest_grace },
                         permit: Some(permit),
                     };
-                    match pipeline::run(&ctx, input).await {
-                        Ok(result) => finish(&spool, &job, &result.verdict, keep_originals),
-                        Err(e) => {
-                            tracing::error!(file = %job.name, error = %e, "cannot commit; retrying in 5 s");
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                            let _ = retry.send(job.clone());
+                    let again = match pipeline::run(&ctx, input).await {
+                        Ok(result) => {
+                            finish(&spool, &job, &result.verdict, keep_originals);
+                            false
                         }
-                    }
+                        Err(e) => {
+                            tracing::error!(file = %job.name, error = %e, "catalog failed; trying again in 5 s");
+                            true
+                        }
+                    };
                     running.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
+                    if again {
+                        // Still in work/: a stop in the meantime resumes it at the next start.
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        let _ = retry.send(job);
+                    }
                 });
             }
         }
@@ -207,6 +216,7 @@ pub async fn run(
         }
     }
     ctx.workers.shutdown().await;
+    let _ = drained_tx.send(true);
     let _ = drainer.await;
     tracing::info!("stopped");
     Ok(())
@@ -262,13 +272,4 @@ async fn refuse(ctx: &Arc<Ctx>, spool: &Spool, name: &str, what: &str, moved_to:
         tracing::error!(file = name, "cannot record the refusal");
     }
     ctx.committed.notify_one();
-}
-
-/// Scratch directories of jobs that did not finish (a crash) are of no use now.
-fn clear_scratch(spool: &Spool) {
-    if let Ok(entries) = std::fs::read_dir(spool.scratch_root()) {
-        for entry in entries.flatten() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }

@@ -485,6 +485,11 @@ fn validate(s: &Settings, problem: &mut impl FnMut(String)) {
             problem(format!("thumbnail.quality must be 1–100, not {}", t.quality));
         }
     }
+    if s.retention_days
+        .is_some_and(|d| d > crate::ingest::manifest::MAX_RETENTION_DAYS)
+    {
+        problem("retention_days must be at most 36500".into());
+    }
     let v = &s.verify;
     if !(0.0..=50.0).contains(&v.duration_tolerance_percent) {
         problem("verify.duration_tolerance_percent must be 0–50".into());

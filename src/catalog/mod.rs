@@ -166,7 +166,8 @@ impl Catalog {
             .collect()
     }
 
-    /// The record already made for this message (same message key, same bytes), if any.
+    /// The record already made for this message (same message key, same bytes), if it was not
+    /// a rejection.
     pub fn record_of_message(
         &self,
         message_key: &str,
@@ -176,7 +177,7 @@ impl Catalog {
         let body: Option<String> = conn
             .query_row(
                 "SELECT record FROM messages WHERE message_key = ?1 AND content_hash = ?2
-                 ORDER BY processed_at LIMIT 1",
+                 AND event != 'media.rejected' ORDER BY processed_at LIMIT 1",
                 params![message_key, content_hash],
                 |r| r.get(0),
             )
@@ -281,6 +282,23 @@ impl Catalog {
         Ok(())
     }
 
+    /// Forgets outbox rows delivered to every sink and created before `before` (RFC 3339);
+    /// the records themselves stay in `messages`. Returns how many rows went.
+    pub fn prune_delivered(&self, before: &str) -> Result<usize, CatalogError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let done = "SELECT o.seq FROM outbox o WHERE o.created_at < ?1 AND NOT EXISTS
+                    (SELECT 1 FROM deliveries d WHERE d.seq = o.seq AND d.delivered_at IS NULL)";
+        tx.execute(&format!("DELETE FROM deliveries WHERE seq IN ({done})"), [before])?;
+        let pruned = tx.execute(
+            "DELETE FROM outbox WHERE created_at < ?1 AND NOT EXISTS
+             (SELECT 1 FROM deliveries d WHERE d.seq = outbox.seq)",
+            [before],
+        )?;
+        tx.commit()?;
+        Ok(pruned)
+    }
+
     /// Records matching `filter`, oldest first.
     pub fn query(&self, filter: &QueryFilter) -> Result<Vec<Record>, CatalogError> {
         let mut sql = String::from("SELECT record FROM messages WHERE 1 = 1");
@@ -305,5 +323,94 @@ impl Catalog {
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
         rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::Stage;
+    use crate::hash::ContentHash;
+    use crate::records::{ErrorInfo, Event};
+
+    fn record(event: Event, name: &str, at: &str) -> Record {
+        let hash = ContentHash::parse(&"ab".repeat(32)).unwrap();
+        let mut r = Record::new(
+            event,
+            name,
+            Some(&hash),
+            SourceInfo {
+                file_name: name.into(),
+                ..Default::default()
+            },
+        );
+        r.processed_at = at.to_string();
+        if event == Event::Rejected {
+            r.error = Some(ErrorInfo {
+                code: "timeout".into(),
+                message: "slow".into(),
+                stage: "worker".into(),
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn a_commit_is_the_record_the_verdict_and_one_delivery_per_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
+        let r = record(Event::Stored, "a.ogg", "2026-11-01T00:00:00Z");
+        c.commit(
+            "job-1",
+            "a.ogg",
+            &r,
+            None,
+            &JobVerdict::Done,
+            &["ndjson", "stdout"],
+        )
+        .unwrap();
+        assert_eq!(c.finished_job("job-1").unwrap(), Some(JobVerdict::Done));
+        assert_eq!(c.finished_job("job-2").unwrap(), None);
+        let pending = c.pending("ndjson", 10).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(c.pending("stdout", 10).unwrap().len(), 1);
+        c.mark_delivered("ndjson", &[pending[0].0]).unwrap();
+        assert!(c.pending("ndjson", 10).unwrap().is_empty());
+        // Not delivered to stdout yet: nothing is pruned.
+        assert_eq!(c.prune_delivered("2030-01-01T00:00:00Z").unwrap(), 0);
+        c.mark_delivered("stdout", &[pending[0].0]).unwrap();
+        assert_eq!(
+            c.prune_delivered("2026-10-01T00:00:00Z").unwrap(),
+            0,
+            "too recent"
+        );
+        assert_eq!(c.prune_delivered("2030-01-01T00:00:00Z").unwrap(), 1);
+        assert_eq!(
+            c.query(&QueryFilter::default()).unwrap().len(),
+            1,
+            "the record itself stays"
+        );
+    }
+
+    #[test]
+    fn only_a_message_that_was_not_rejected_counts_as_a_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
+        let hash = format!("blake3:{}", "ab".repeat(32));
+        let failed = record(Event::Rejected, "m1", "2026-11-01T00:00:00Z");
+        let verdict = JobVerdict::Failed(Failure::new("timeout", Stage::Worker, "slow"));
+        c.commit("job-1", "m1", &failed, None, &verdict, &["ndjson"])
+            .unwrap();
+        assert!(
+            c.record_of_message("m1", &hash).unwrap().is_none(),
+            "a rejection is tried again"
+        );
+        let stored = record(Event::Stored, "m1", "2026-11-02T00:00:00Z");
+        c.commit("job-2", "m1", &stored, None, &JobVerdict::Done, &["ndjson"])
+            .unwrap();
+        assert_eq!(
+            c.record_of_message("m1", &hash).unwrap().unwrap().record_id,
+            stored.record_id
+        );
     }
 }

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+/// A century: longer retention is not retention.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub customer_id: Option<String>,
@@ -88,10 +91,10 @@ impl Manifest {
                     Value::Null => {}
                     _ => wrong("true or false"),
                 },
-                "retention_days" => match value.as_u64().and_then(|d| u32::try_from(d).ok()) {
-                    Some(d) => m.retention_days = Some(d),
+                "retention_days" => match value.as_u64().filter(|d| *d <= u64::from(MAX_RETENTION_DAYS)) {
+                    Some(d) => m.retention_days = Some(d as u32),
                     None if value.is_null() => {}
-                    None => wrong("a whole number of days"),
+                    None => wrong("a whole number of days, at most 36500"),
                 },
                 "extra" => match value {
                     Value::Object(extra) => m.extra = Some(extra.clone()),
@@ -175,14 +178,18 @@ mod tests {
     #[test]
     fn every_wrong_field_is_named() {
         let e = Manifest::parse(
-            br#"{"customer_id": 42, "tags": "a", "consent": "yes", "received_at": "yesterday"}"#,
+            br#"{"customer_id": 42, "tags": "a", "consent": "yes", "received_at": "yesterday", "retention_days": 99999999}"#,
         )
         .unwrap_err();
         let ManifestError::WrongTypes(problems) = e else {
             panic!("{e:?}")
         };
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(problems.iter().any(|p| p == "customer_id must be a string"));
+        assert!(
+            problems.iter().any(|p| p.starts_with("retention_days must be")),
+            "a retention that overflows dates"
+        );
         assert!(matches!(
             Manifest::parse(b"{nope"),
             Err(ManifestError::NotJson(_))

@@ -20,6 +20,8 @@ pub const MANIFEST_SUFFIX: &str = ".meta.json";
 pub const ERROR_SUFFIX: &str = ".error.json";
 /// Separates the job id from the original name in `work/`.
 const JOB_SEPARATOR: &str = "--";
+/// Longest producer name kept whole in `work/` (the job id and separator come on top).
+const MAX_WORK_NAME: usize = 200;
 /// Per-job scratch directories live here, inside `work/` (same filesystem as the store is not
 /// required: outputs are copied into the store).
 const SCRATCH: &str = ".jobs";
@@ -40,6 +42,26 @@ pub struct Claimed {
     /// The name the producer gave the file.
     pub name: String,
     pub path: PathBuf,
+    /// An exclusive `flock` on the file for as long as a job holds it: another daemon sharing
+    /// the spool, starting meanwhile, does not resume a job that is running. The kernel drops
+    /// it when this process dies, however it dies.
+    _owner: Option<std::sync::Arc<fs::File>>,
+}
+
+/// Takes the exclusive lock on a file in `work/`; `None` if another process holds it.
+fn own(path: &Path) -> std::io::Result<Option<std::sync::Arc<fs::File>>> {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(path)?;
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(Some(std::sync::Arc::new(file)))
+    } else {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    }
 }
 
 /// What claiming a name found.
@@ -106,8 +128,24 @@ impl Spool {
         Ok(spool)
     }
 
+    /// This process's scratch directories: `work/.jobs/PID/`.
     pub fn scratch_root(&self) -> PathBuf {
-        self.work.join(SCRATCH)
+        self.work.join(SCRATCH).join(std::process::id().to_string())
+    }
+
+    /// Removes the scratch directories of processes that are gone (a crash leaves them).
+    pub fn clear_abandoned_scratch(&self) {
+        let Ok(entries) = fs::read_dir(self.work.join(SCRATCH)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok();
+            let alive = pid
+                .is_some_and(|pid| pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Moves `incoming/NAME` (and its manifest, if there) into `work/`.
@@ -127,9 +165,8 @@ impl Spool {
             } else {
                 "a FIFO, socket or device"
             };
-            let to = unique_in(&self.failed, name);
-            return match fs::rename(&from, &to) {
-                Ok(()) => Ok(Claim::Refused {
+            return match move_unique(&from, &self.failed, name) {
+                Ok(to) => Ok(Claim::Refused {
                     name: name.to_string(),
                     what,
                     moved_to: to,
@@ -139,18 +176,31 @@ impl Spool {
             };
         }
         let job_id = new_job_id();
-        let path = self.work.join(format!("{job_id}{JOB_SEPARATOR}{name}"));
+        // The job id adds to the name; a name near the filesystem's limit is shortened in work/
+        // (the record keeps the full name).
+        let path = self.work.join(format!(
+            "{job_id}{JOB_SEPARATOR}{}",
+            shortened(name, MAX_WORK_NAME)
+        ));
         match fs::rename(&from, &path) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Claim::Gone),
             Err(e) => return Err(e),
         }
+        // Another daemon starting this very moment may have resumed it already: then it is its.
+        let Some(owner) = own(&path)? else {
+            return Ok(Claim::Gone);
+        };
         let claimed = Claimed {
             job_id,
             name: name.to_string(),
             path,
+            _owner: Some(owner),
         };
-        self.take_manifest(&claimed)?;
+        // The media is ours now; a manifest that cannot be moved is looked for again later.
+        if let Err(e) = self.take_manifest(&claimed) {
+            tracing::warn!(file = name, error = %e, "cannot take the manifest yet");
+        }
         Ok(Claim::Claimed(claimed))
     }
 
@@ -176,7 +226,16 @@ impl Spool {
         }
     }
 
-    /// Every job in `work/`, oldest first: what a crashed or stopped daemon left behind.
+    /// A manifest that came after the job stopped waiting for it leaves with its media, rather
+    /// than waiting in `incoming/` to be paired with another file of the same name.
+    fn take_late_manifest(&self, job: &Claimed) {
+        if let Err(e) = self.take_manifest(job) {
+            tracing::warn!(file = %job.name, error = %e, "cannot take a late manifest");
+        }
+    }
+
+    /// Every job in `work/` no running process holds, oldest first: what a crashed or stopped
+    /// daemon left behind. Each comes locked for the caller.
     pub fn in_work(&self) -> std::io::Result<Vec<Claimed>> {
         let mut jobs = Vec::new();
         for entry in fs::read_dir(&self.work)? {
@@ -185,12 +244,19 @@ impl Spool {
             if file_name.starts_with('.') || file_name.ends_with(MANIFEST_SUFFIX) {
                 continue;
             }
-            if let Some((job_id, name)) = file_name.split_once(JOB_SEPARATOR) {
-                jobs.push(Claimed {
+            let Some((job_id, name)) = file_name.split_once(JOB_SEPARATOR) else {
+                continue;
+            };
+            match own(&entry.path()) {
+                Ok(Some(owner)) => jobs.push(Claimed {
                     job_id: job_id.to_string(),
                     name: name.to_string(),
                     path: entry.path(),
-                });
+                    _owner: Some(owner),
+                }),
+                Ok(None) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
@@ -202,7 +268,9 @@ impl Spool {
         let mut found = Vec::new();
         for entry in fs::read_dir(&self.incoming)? {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(name) = self.utf8_name(&entry.path()) else {
+                continue;
+            };
             if !is_candidate(&name) {
                 continue;
             }
@@ -214,13 +282,30 @@ impl Spool {
         Ok(found)
     }
 
+    /// The name of a file in `incoming/` as text. A name that is not UTF-8 is renamed to its
+    /// lossy form first (records, keys and logs are text), or skipped if that fails.
+    fn utf8_name(&self, path: &Path) -> Option<String> {
+        let raw = path.file_name()?;
+        if let Some(name) = raw.to_str() {
+            return Some(name.to_string());
+        }
+        let lossy = raw.to_string_lossy().to_string();
+        match move_unique(path, &self.incoming, &lossy) {
+            Ok(to) => to.file_name().and_then(|n| n.to_str()).map(str::to_string),
+            Err(e) => {
+                tracing::warn!(file = %lossy, error = %e, "cannot rename a file whose name is not UTF-8");
+                None
+            }
+        }
+    }
+
     /// Success: the input goes to `done/` (or is deleted), with its manifest.
     pub fn release(&self, job: &Claimed, keep: bool) -> std::io::Result<()> {
+        self.take_late_manifest(job);
         let manifest = self.manifest_of(job);
         if keep {
-            let to = unique_in(&self.done, &job.name);
-            move_if_there(&job.path, &to)?;
-            move_if_there(&manifest, &with_suffix(&to, MANIFEST_SUFFIX))?;
+            let to = move_unique_if_there(&job.path, &self.done, &job.name)?;
+            move_beside(&manifest, to.as_deref(), &self.done, &job.name)?;
         } else {
             remove_if_there(&job.path)?;
             remove_if_there(&manifest)?;
@@ -229,12 +314,13 @@ impl Spool {
     }
 
     /// Failure: the input goes to `failed/` with `NAME.error.json`.
-    pub fn quarantine(&self, job: &Claimed, failure: &Failure) -> std::io::Result<PathBuf> {
-        let to = unique_in(&self.failed, &job.name);
-        self.write_error(&to, failure)?;
-        move_if_there(&job.path, &to)?;
-        move_if_there(&self.manifest_of(job), &with_suffix(&to, MANIFEST_SUFFIX))?;
-        Ok(to)
+    pub fn quarantine(&self, job: &Claimed, failure: &Failure) -> std::io::Result<()> {
+        self.take_late_manifest(job);
+        let to = move_unique_if_there(&job.path, &self.failed, &job.name)?;
+        if let Some(to) = &to {
+            self.write_error(to, failure)?;
+        }
+        move_beside(&self.manifest_of(job), to.as_deref(), &self.failed, &job.name)
     }
 
     /// Writes `failed/NAME.error.json` for something already moved to `failed/NAME`.
@@ -256,9 +342,21 @@ impl Spool {
 
     /// Unfinished at shutdown: back to `incoming/`, to be taken again (by any daemon).
     pub fn put_back(&self, job: &Claimed) -> std::io::Result<()> {
-        let to = unique_in(&self.incoming, &job.name);
-        move_if_there(&self.manifest_of(job), &with_suffix(&to, MANIFEST_SUFFIX))?;
-        move_if_there(&job.path, &to)
+        // The manifest first, so the media never reappears without it.
+        let manifest = format!("{}{MANIFEST_SUFFIX}", job.name);
+        let placed = move_unique_if_there(&self.manifest_of(job), &self.incoming, &manifest)?;
+        let name = match placed
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+        {
+            Some(placed) => placed
+                .strip_suffix(MANIFEST_SUFFIX)
+                .unwrap_or(&job.name)
+                .to_string(),
+            None => job.name.clone(),
+        };
+        move_unique_if_there(&job.path, &self.incoming, &name).map(|_| ())
     }
 
     /// Policy refusal (no consent): the input and its manifest are deleted.
@@ -274,24 +372,87 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// `dir/name`, or `dir/name.2`, `dir/name.3`… if taken: nothing in done/ or failed/ is
-/// ever overwritten.
-fn unique_in(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if first.symlink_metadata().is_err() {
-        return first;
+/// Moves `from` to `dir/name`, or `dir/name.2`, `dir/name.3`… if taken, atomically: nothing
+/// in done/, failed/ or incoming/ is ever overwritten, even by two moves racing. Returns where
+/// it went.
+fn move_unique(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    for i in 1u32.. {
+        let to = if i == 1 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{name}.{i}"))
+        };
+        match rename_no_replace(from, &to) {
+            Ok(()) => return Ok(to),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
     }
-    (2..)
-        .map(|i| dir.join(format!("{name}.{i}")))
-        .find(|p| p.symlink_metadata().is_err())
-        .expect("some suffix is free")
+    unreachable!("some suffix is free")
 }
 
-fn move_if_there(from: &Path, to: &Path) -> std::io::Result<()> {
-    match fs::rename(from, to) {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
+/// [`move_unique`], or `None` if `from` is already gone.
+fn move_unique_if_there(from: &Path, dir: &Path, name: &str) -> std::io::Result<Option<PathBuf>> {
+    match move_unique(from, dir, name) {
+        Ok(to) => Ok(Some(to)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
+}
+
+/// Moves a job's manifest next to where its media went (`MEDIA.meta.json`).
+fn move_beside(manifest: &Path, media: Option<&Path>, dir: &Path, name: &str) -> std::io::Result<()> {
+    let target = match media.and_then(|m| m.file_name()).and_then(|n| n.to_str()) {
+        Some(media) => format!("{media}{MANIFEST_SUFFIX}"),
+        None => format!("{name}{MANIFEST_SUFFIX}"),
+    };
+    move_unique_if_there(manifest, dir, &target).map(|_| ())
+}
+
+/// `rename` that fails with `AlreadyExists` instead of replacing the target.
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    let done = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if done == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINVAL) {
+        // A filesystem without RENAME_NOREPLACE: check, then rename.
+        if to.symlink_metadata().is_ok() {
+            return Err(std::io::Error::from(ErrorKind::AlreadyExists));
+        }
+        return fs::rename(from, to);
+    }
+    Err(e)
+}
+
+/// `name` cut to at most `max` bytes at a character boundary, keeping its extension.
+fn shortened(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let ext = name
+        .rfind('.')
+        .map_or("", |i| &name[i..])
+        .chars()
+        .take(16)
+        .collect::<String>();
+    let mut cut = max.saturating_sub(ext.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{ext}", &name[..cut])
 }
 
 fn remove_if_there(path: &Path) -> std::io::Result<()> {
@@ -334,7 +495,6 @@ mod tests {
         assert!(job.path.starts_with(&spool.work) && job.path.exists());
         assert!(spool.manifest_of(&job).exists());
         assert!(matches!(spool.claim("a.ogg").unwrap(), Claim::Gone));
-        assert_eq!(spool.in_work().unwrap()[0].name, "a.ogg");
         spool.release(&job, true).unwrap();
         assert!(spool.done.join("a.ogg").exists() && spool.done.join("a.ogg.meta.json").exists());
         assert!(spool.in_work().unwrap().is_empty());
@@ -358,6 +518,63 @@ mod tests {
         assert_eq!(e["code"], "decode-error");
         assert_eq!(e["stage"], "transcode");
         assert!(e["at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn moves_racing_for_one_name_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let jobs: Vec<Claimed> = (0..16)
+            .map(|i| {
+                fs::write(spool.incoming.join("same.jpg"), format!("{i}")).unwrap();
+                let Claim::Claimed(job) = spool.claim("same.jpg").unwrap() else {
+                    panic!()
+                };
+                job
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for job in &jobs {
+                let spool = &spool;
+                scope.spawn(move || spool.release(job, true).unwrap());
+            }
+        });
+        let mut kept: Vec<String> = fs::read_dir(&spool.done)
+            .unwrap()
+            .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        kept.sort_by_key(|k| k.parse::<u32>().unwrap());
+        assert_eq!(
+            kept,
+            (0..16).map(|i| i.to_string()).collect::<Vec<_>>(),
+            "every original kept"
+        );
+    }
+
+    #[test]
+    fn a_job_held_by_a_running_process_is_not_resumed_by_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        fs::write(spool.incoming.join("x.wav"), b"x").unwrap();
+        let Claim::Claimed(job) = spool.claim("x.wav").unwrap() else {
+            panic!()
+        };
+        assert!(spool.in_work().unwrap().is_empty(), "held by this job");
+        drop(job);
+        assert_eq!(spool.in_work().unwrap().len(), 1, "free once its holder is gone");
+    }
+
+    #[test]
+    fn long_names_are_shortened_in_work_but_kept_for_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let name = format!("{}.ogg", "é".repeat(120));
+        fs::write(spool.incoming.join(&name), b"x").unwrap();
+        let Claim::Claimed(job) = spool.claim(&name).unwrap() else {
+            panic!()
+        };
+        assert_eq!(job.name, name);
+        assert!(job.path.file_name().unwrap().len() < 255 && job.path.exists());
     }
 
     #[cfg(unix)]

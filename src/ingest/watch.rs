@@ -92,13 +92,15 @@ fn start_events(
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.get(1),
             _ => None,
         };
-        if let Some(name) = path
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().to_string())
-        {
-            if is_candidate(&name) {
-                let _ = names.send(name);
+        match path.and_then(|p| p.file_name()).map(|n| n.to_str()) {
+            Some(Some(name)) if is_candidate(name) => {
+                let _ = names.send(name.to_string());
             }
+            // Not UTF-8: the scan renames it to text first.
+            Some(None) => {
+                let _ = rescan.send(());
+            }
+            _ => {}
         }
     })?;
     watcher.watch(incoming, RecursiveMode::NonRecursive)?;

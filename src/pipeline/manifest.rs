@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{blocking, read_failure, Ctx, Facts, ManifestSource, Rejection};
 use crate::catalog::JobVerdict;
 use crate::failure::{Failure, Stage};
-use crate::ingest::manifest::{sha256_matches, Manifest};
+use crate::ingest::manifest::{sha256_matches, Manifest, ManifestError};
 
 /// Reads (or, once the media work is done, waits for) the manifest. A manifest that does not
 /// parse rejects the pair.
@@ -53,16 +53,39 @@ pub(super) async fn load_manifest(
             .into())
         }
     };
-    let manifest =
-        Manifest::parse(&bytes).map_err(|e| Failure::new(e.code(), Stage::Manifest, e.to_string()))?;
+    let manifest = match Manifest::parse(&bytes) {
+        Ok(m) => m,
+        // Caught while its producer was still writing it: read it again, within the grace period.
+        Err(ManifestError::NotJson(_)) if still_arriving(source) => {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            return Box::pin(reload(source, facts)).await;
+        }
+        Err(e) => return Err(Failure::new(e.code(), Stage::Manifest, e.to_string()).into()),
+    };
     facts.manifest = Some(manifest);
     facts.manifest_checked = false;
     Ok(())
 }
 
-/// The manifest's checks that need the bytes or the policy: checksum and consent.
-pub(super) async fn check_manifest(ctx: &Arc<Ctx>, path: &Path, facts: &mut Facts) -> Result<(), Rejection> {
-    if facts.manifest_checked || facts.hash.is_none() {
+/// A spool manifest whose grace period has not run out may still be being written.
+fn still_arriving(source: &ManifestSource) -> bool {
+    matches!(source, ManifestSource::Spool { deadline, .. } if Instant::now() < *deadline)
+}
+
+/// Reads the manifest already taken into `work/` again.
+async fn reload(source: &ManifestSource, facts: &mut Facts) -> Result<(), Rejection> {
+    load_manifest(source, facts, false).await
+}
+
+/// The manifest's checks that need the bytes or the policy: checksum and consent. Without a
+/// manifest, consent is refused only when `last` (no manifest can come any more).
+pub(super) async fn check_manifest(
+    ctx: &Arc<Ctx>,
+    path: &Path,
+    facts: &mut Facts,
+    last: bool,
+) -> Result<(), Rejection> {
+    if facts.manifest_checked || facts.hash.is_none() || (facts.manifest.is_none() && !last) {
         return Ok(());
     }
     facts.manifest_checked = true;

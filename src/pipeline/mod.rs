@@ -97,6 +97,35 @@ impl From<Failure> for Rejection {
     }
 }
 
+/// Why a job stopped before its normal end.
+enum Stop {
+    /// An outcome for the record: rejected, with where the input goes.
+    Reject(Rejection),
+    /// The catalog failed: nothing is decided about the file; the job is tried again later.
+    Catalog(CatalogError),
+}
+
+impl From<Rejection> for Stop {
+    fn from(r: Rejection) -> Stop {
+        Stop::Reject(r)
+    }
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Stop {
+        Stop::Reject(f.into())
+    }
+}
+
+impl From<CatalogError> for Stop {
+    fn from(e: CatalogError) -> Stop {
+        Stop::Catalog(e)
+    }
+}
+
+/// A job's result before it is committed: the record, the verdict, and new media to catalogue.
+type Done = (Record, JobVerdict, Option<NewMedia>);
+
 /// What is known about the input as the job goes.
 struct Facts {
     source: SourceInfo,
@@ -181,7 +210,8 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
     let outcome = work(ctx, &mut input, &mut facts).await;
     let (record, verdict, new_media) = match outcome {
         Ok(done) => done,
-        Err(rejection) => {
+        Err(Stop::Catalog(e)) => return Err(e),
+        Err(Stop::Reject(rejection)) => {
             tracing::info!(file = %input.file_name, code = %rejection.failure.code, "rejected: {}", rejection.failure.message);
             let mut record = base_record(Event::Rejected, &facts);
             record.error = Some(rejection.failure.into());
@@ -214,16 +244,14 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
 /// A new rendition to catalogue: (profile id, kind, what records say about it).
 type NewMedia = (String, String, StoredMedia);
 
-async fn work(
-    ctx: &Arc<Ctx>,
-    input: &mut JobInput,
-    facts: &mut Facts,
-) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
+async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result<Done, Stop> {
     let path = input.path.clone();
     let bytes = std::fs::metadata(&path).map_err(|e| read_failure(&e))?.len();
     facts.source.bytes = bytes;
 
-    load_manifest(&input.manifest, facts, false).await?;
+    // Consent needs the manifest: wait for it now rather than after the work.
+    let wait_now = ctx.config.policy.require_consent;
+    load_manifest(&input.manifest, facts, wait_now).await?;
     let limit = ctx.config.policy.max_input_bytes.as_u64();
     if bytes > limit {
         return Err(Failure::new(
@@ -238,32 +266,17 @@ async fn work(
         .await
         .map_err(|e| read_failure(&e))?;
     facts.hash = Some(hash.clone());
-    check_manifest(ctx, &path, facts).await?;
+    check_manifest(ctx, &path, facts, wait_now).await?;
 
-    // The same message again (a producer retrying): the same record, nothing new.
-    let key = message_key(facts);
-    let (k, h) = (key.clone(), hash.hex().to_string());
-    if let Some(previous) = blocking(ctx, move |c| {
-        c.catalog.record_of_message(&k, &format!("blake3:{h}"))
-    })
-    .await
-    .map_err(|e| e.failure())?
-    {
-        tracing::info!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
-        let verdict = match &previous.error {
-            Some(e) => JobVerdict::Failed(Failure::new(
-                &e.code,
-                Stage::parse(&e.stage).unwrap_or(Stage::Catalog),
-                e.message.clone(),
-            )),
-            None => JobVerdict::Done,
-        };
-        return Ok((previous, verdict, None));
+    if let Some(done) = repeat(ctx, input, facts).await? {
+        return Ok(done);
     }
-
     // Held until the record is committed (in `run`), so a copy waiting here sees this job's
-    // rendition in the catalog and becomes its duplicate.
+    // rendition in the catalog and becomes its duplicate (or, for the same message, a repeat).
     facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
+    if let Some(done) = repeat(ctx, input, facts).await? {
+        return Ok(done);
+    }
     if let Some(done) = duplicate(ctx, input, facts).await? {
         return Ok(done);
     }
@@ -296,7 +309,11 @@ async fn work(
     // A manifest may come just after its media: wait (within the grace period) before the
     // outcome becomes a record, and before anything is stored.
     load_manifest(&input.manifest, facts, true).await?;
-    check_manifest(ctx, &path, facts).await?;
+    check_manifest(ctx, &path, facts, true).await?;
+    // The manifest may name a message already seen (its id is the message's key).
+    if let Some(done) = repeat(ctx, input, facts).await? {
+        return Ok(done);
+    }
     // Its tags may route the file to another profile: then the media work is redone.
     let tags = facts
         .manifest
@@ -321,7 +338,7 @@ async fn work(
         }
         MediaOutcome::NotMedia { probe } => {
             describe_source(facts, &probe);
-            store_as_is(ctx, &path, &probe, facts).await
+            Ok(store_as_is(ctx, &path, &probe, facts).await?)
         }
         MediaOutcome::Rendered {
             probe,
@@ -333,7 +350,7 @@ async fn work(
                 ctx.profiles.get(&profile).cloned().ok_or_else(|| {
                     Failure::new("no-profile", Stage::Route, format!("no profile {profile:?}"))
                 })?;
-            store_rendition(ctx, &path, &probe, &profile, rendition, facts).await
+            Ok(store_rendition(ctx, &path, &probe, &profile, rendition, facts).await?)
         }
     }
 }
@@ -341,15 +358,13 @@ async fn work(
 /// Media work with retries: a worker that died is given one more chance, then the file is
 /// quarantined with the worker's code. Attempts are counted in the catalog, so a restart of
 /// the daemon does not reset them and a poison file cannot crash-loop it.
-async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<MediaOutcome, Rejection> {
+async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<MediaOutcome, Stop> {
     loop {
         match ctx.workers.run(request).await {
             Ok(outcome) => return Ok(outcome),
             Err(e) => {
                 let (id, name) = (job_id.to_string(), request.file_name.clone());
-                let attempts = blocking(ctx, move |c| c.catalog.count_attempt(&id, &name))
-                    .await
-                    .map_err(|e| e.failure())?;
+                let attempts = blocking(ctx, move |c| c.catalog.count_attempt(&id, &name)).await?;
                 tracing::warn!(file = %request.file_name, attempts, code = e.code(), "worker failed: {e}");
                 if attempts >= MAX_ATTEMPTS {
                     let mut failure = e.failure();
@@ -361,33 +376,47 @@ async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<M
     }
 }
 
-/// Known bytes already rendered with the profile routing picks now: a duplicate record, no
-/// new work. A changed profile (new id) is not a duplicate: it makes new outputs.
-async fn duplicate(
-    ctx: &Arc<Ctx>,
-    input: &JobInput,
-    facts: &mut Facts,
-) -> Result<Option<(Record, JobVerdict, Option<NewMedia>)>, Rejection> {
-    let hash = facts.hash.clone().expect("hashed before dedup");
-    let h = hash.to_string();
-    let known = blocking(ctx, move |c| c.catalog.media_for(&h))
-        .await
-        .map_err(|e| e.failure())?;
-    let Some((_, kind, _)) = known.first() else {
-        return Ok(None);
-    };
-    let kind: MediaKind =
-        serde_json::from_value(serde_json::Value::String(kind.clone())).unwrap_or(MediaKind::Other);
+/// The profile id routing picks for bytes of `kind` with the manifest's tags, as catalogued.
+fn wanted_profile_id(ctx: &Ctx, kind: MediaKind, facts: &Facts) -> Option<String> {
     let tags = facts
         .manifest
         .as_ref()
         .map(|m| m.tags.clone())
         .unwrap_or_default();
-    let wanted = match ctx.config.routing.profile_for(kind, &tags, &ctx.profiles) {
+    match ctx.config.routing.profile_for(kind, &tags, &ctx.profiles) {
         Some(name) => ctx.profiles.get(&name).map(|p| p.id.clone()),
         None if ctx.config.routing.other == OtherRoute::Store => Some(AS_IS.to_string()),
         None => None,
+    }
+}
+
+/// The same message again (same message key, same bytes) that was stored or deduplicated
+/// before: its record again, with the same id, and nothing new. A message that was rejected
+/// before is worked on again (the cause may have been passing).
+async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &Facts) -> Result<Option<Done>, Stop> {
+    let Some(hash) = facts.hash.as_ref() else {
+        return Ok(None);
     };
+    let (key, h) = (message_key(facts), hash.to_string());
+    let Some(previous) = blocking(ctx, move |c| c.catalog.record_of_message(&key, &h)).await? else {
+        return Ok(None);
+    };
+    tracing::info!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
+    Ok(Some((previous, JobVerdict::Done, None)))
+}
+
+/// Known bytes already rendered with the profile routing picks now: a duplicate record, no
+/// new work. A changed profile (new id) is not a duplicate: it makes new outputs.
+async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Result<Option<Done>, Stop> {
+    let hash = facts.hash.clone().expect("hashed before dedup");
+    let h = hash.to_string();
+    let known = blocking(ctx, move |c| c.catalog.media_for(&h)).await?;
+    let Some((_, kind, _)) = known.first() else {
+        return Ok(None);
+    };
+    let kind: MediaKind =
+        serde_json::from_value(serde_json::Value::String(kind.clone())).unwrap_or(MediaKind::Other);
+    let wanted = wanted_profile_id(ctx, kind, facts);
     let Some((_, _, stored)) = known
         .into_iter()
         .find(|(profile_id, _, _)| Some(profile_id) == wanted.as_ref())
@@ -397,7 +426,15 @@ async fn duplicate(
     // Known to be a duplicate: other copies need not wait while this one waits for a manifest.
     drop(facts.same_bytes.take());
     load_manifest(&input.manifest, facts, true).await?;
-    check_manifest(ctx, &input.path, facts).await?;
+    check_manifest(ctx, &input.path, facts, true).await?;
+    if let Some(done) = repeat(ctx, input, facts).await? {
+        return Ok(Some(done));
+    }
+    if wanted_profile_id(ctx, kind, facts) != wanted {
+        // The late manifest's tags route these bytes to another profile: render after all.
+        facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
+        return Box::pin(duplicate(ctx, input, facts)).await;
+    }
     tracing::info!(file = %input.file_name, first = %stored.first_record_id, "duplicate");
     let mut record = base_record(Event::Duplicate, facts);
     record.duplicate_of = Some(stored.first_record_id.clone());

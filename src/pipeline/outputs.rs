@@ -81,12 +81,14 @@ fn put_rendition(
         &rendition.path,
     )?;
     placed.keep();
+    // An object already under this key (put before a crash) stays; describe what is stored.
+    let bytes = ctx.store.size(&object.key)?;
     let media = MediaInfo {
         kind: String::new(),
         profile: Some(profile.name.clone()),
         profile_id: Some(profile.id.clone()),
         mime: rendition.mime.clone(),
-        bytes: rendition.bytes,
+        bytes,
         duration_ms: rendition.duration_ms,
         width: rendition.width,
         height: rendition.height,
@@ -116,7 +118,7 @@ pub(super) async fn store_as_is(
     }
     let hash = facts.hash.clone().expect("hashed");
     let (input, prefix) = (input.to_path_buf(), ctx.config.store.prefix.clone());
-    let object = blocking(ctx, move |c| {
+    let (object, _) = blocking(ctx, move |c| {
         c.store.put_file(&keys::original(&prefix, &hash), &input)
     })
     .await
@@ -155,6 +157,6 @@ fn retention_until(ctx: &Ctx, facts: &Facts, profile_days: Option<u32>) -> Optio
     if days == 0 {
         return None;
     }
-    let until = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
+    let until = time::OffsetDateTime::now_utc().checked_add(time::Duration::days(i64::from(days)))?;
     until.format(&time::format_description::well_known::Rfc3339).ok()
 }

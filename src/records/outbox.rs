@@ -22,6 +22,10 @@ pub struct Sinks {
 }
 
 const BATCH: usize = 256;
+/// Delivered outbox rows are kept this long (for inspection), then forgotten; the records
+/// stay in the catalog for `query`.
+const KEEP_DELIVERED_DAYS: i64 = 7;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Sinks {
     /// Delivers everything pending; returns how many lines were written.
@@ -48,10 +52,14 @@ impl Sinks {
                     break;
                 }
                 let mut out = std::io::stdout().lock();
-                for (_, body) in &batch {
-                    let _ = writeln!(out, "{body}");
+                let result: std::io::Result<()> = batch
+                    .iter()
+                    .try_for_each(|(_, body)| writeln!(out, "{body}"))
+                    .and_then(|()| out.flush());
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "cannot write records to stdout; will retry");
+                    return Ok(written);
                 }
-                let _ = out.flush();
                 catalog.mark_delivered("stdout", &batch.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())?;
             }
         }
@@ -62,7 +70,23 @@ impl Sinks {
 /// Drains after every commit (and every second, for anything a failed write left behind),
 /// until `stop` turns true; then drains one last time.
 pub async fn run(ctx: Arc<Ctx>, sinks: Arc<Sinks>, mut stop: watch::Receiver<bool>) {
+    let mut last_prune = std::time::Instant::now();
     loop {
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = std::time::Instant::now();
+            let c = Arc::clone(&ctx);
+            let pruned = tokio::task::spawn_blocking(move || {
+                let before = time::OffsetDateTime::now_utc() - time::Duration::days(KEEP_DELIVERED_DAYS);
+                let before = before
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .expect("formats");
+                c.catalog.prune_delivered(&before)
+            })
+            .await;
+            if let Ok(Err(e)) = pruned {
+                tracing::warn!(error = %e, "cannot prune the outbox");
+            }
+        }
         let (c, s) = (Arc::clone(&ctx), Arc::clone(&sinks));
         match tokio::task::spawn_blocking(move || s.drain(&c.catalog)).await {
             Ok(Err(e)) => tracing::error!(error = %e, "outbox drain failed; will retry"),

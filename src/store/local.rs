@@ -35,7 +35,10 @@ impl LocalStore {
         self.root.join(key)
     }
 
-    pub fn put_file(&self, key: &str, source: &Path) -> Result<ObjectRef, StoreError> {
+    /// Creates `key` from the file at `source` unless it exists already (then the existing
+    /// object stays: keys are content-addressed, and records may describe it). Returns the
+    /// object and whether this call created it.
+    pub fn put_file(&self, key: &str, source: &Path) -> Result<(ObjectRef, bool), StoreError> {
         let io = |source| StoreError::Io {
             key: key.to_string(),
             source,
@@ -52,18 +55,32 @@ impl LocalStore {
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)?;
             }
-            fs::rename(&staged, &target)?;
-            if let Some(parent) = target.parent() {
-                // The rename is durable once the directory entry is.
-                fs::File::open(parent)?.sync_all()?;
+            // A hard link creates the name only if it is free, atomically.
+            let created = match fs::hard_link(&staged, &target) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            };
+            if created {
+                if let Some(parent) = target.parent() {
+                    // The new name is durable once the directory entry is.
+                    fs::File::open(parent)?.sync_all()?;
+                }
             }
-            Ok(())
+            Ok(created)
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&staged);
-        }
-        result.map_err(io)?;
-        Ok(self.object_ref(key))
+        let _ = fs::remove_file(&staged);
+        let created = result.map_err(io)?;
+        Ok((self.object_ref(key), created))
+    }
+
+    pub fn size(&self, key: &str) -> Result<u64, StoreError> {
+        fs::metadata(self.path_of(key))
+            .map(|m| m.len())
+            .map_err(|source| StoreError::Io {
+                key: key.to_string(),
+                source,
+            })
     }
 
     pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
@@ -117,10 +134,15 @@ mod tests {
         let store = LocalStore::new(&dir.path().join("media")).unwrap();
         let src = dir.path().join("src");
         fs::write(&src, b"hello").unwrap();
-        let obj = store.put_file("ab/cd/media.mp3", &src).unwrap();
+        let (obj, created) = store.put_file("ab/cd/media.mp3", &src).unwrap();
+        assert!(created);
         assert_eq!(fs::read(store.path_of("ab/cd/media.mp3")).unwrap(), b"hello");
         assert!(obj.url.starts_with("file:///"));
         assert!(store.exists("ab/cd/media.mp3").unwrap());
+        fs::write(&src, b"other").unwrap();
+        let (_, created) = store.put_file("ab/cd/media.mp3", &src).unwrap();
+        assert!(!created, "an existing object is kept");
+        assert_eq!(fs::read(store.path_of("ab/cd/media.mp3")).unwrap(), b"hello");
         assert_eq!(fs::read_dir(store.root().join(STAGING)).unwrap().count(), 0);
         store.delete("ab/cd/media.mp3").unwrap();
         assert!(!store.exists("ab/cd/media.mp3").unwrap());

@@ -54,10 +54,18 @@ impl Store {
         }
     }
 
-    /// Puts the file at `path` under `key`, atomically: readers see all of it or nothing.
-    pub fn put_file(&self, key: &str, path: &std::path::Path) -> Result<ObjectRef, StoreError> {
+    /// Puts the file at `path` under `key` unless the key exists, atomically: readers see all of
+    /// it or nothing. Returns whether this call created the object.
+    pub fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(ObjectRef, bool), StoreError> {
         match self {
             Store::Local(s) => s.put_file(key, path),
+        }
+    }
+
+    /// Size in bytes of the object under `key`.
+    pub fn size(&self, key: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Local(s) => s.size(key),
         }
     }
 
@@ -97,9 +105,8 @@ impl<'a> Placed<'a> {
     }
 
     pub fn put(&mut self, key: &str, path: &std::path::Path) -> Result<ObjectRef, StoreError> {
-        let existed = self.store.exists(key)?;
-        let object = self.store.put_file(key, path)?;
-        if !existed {
+        let (object, created) = self.store.put_file(key, path)?;
+        if created {
             self.new_keys.push(key.to_string());
         }
         Ok(object)

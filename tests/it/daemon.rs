@@ -308,7 +308,7 @@ fn bad_manifests_and_checksums_quarantine_the_pair_with_a_reason() {
 
 #[test]
 fn without_consent_nothing_is_stored_and_the_original_is_removed() {
-    let mut d = Daemon::new("", "[policy]\nrequire_consent = true\n");
+    let mut d = Daemon::new("manifest_grace = \"2s\"", "[policy]\nrequire_consent = true\n");
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(
@@ -329,6 +329,33 @@ fn without_consent_nothing_is_stored_and_the_original_is_removed() {
     );
     assert!(!d.names_in("done").iter().any(|n| n.starts_with("no.wav")));
     assert_eq!(stored_files(&d.path().join("media")), referenced_keys(&records));
+    // A consenting manifest just after its media (within the grace period) is waited for.
+    d.drop_file("late.wav", &tone_wav(902.0, 300));
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(
+        d.spool("incoming").join("late.wav.meta.json"),
+        r#"{"consent": true}"#,
+    )
+    .unwrap();
+    // The refused message again, now with consent: worked on again, not refused from memory.
+    std::fs::write(
+        d.spool("incoming").join("no.wav.meta.json"),
+        r#"{"consent": true}"#,
+    )
+    .unwrap();
+    d.drop_file("no.wav", &tone_wav(901.0, 300));
+    let records = d.wait_for(&["late.wav"], LONG);
+    assert_eq!(
+        by_name(&records, "late.wav")[0]["event"],
+        "media.stored",
+        "consent came in time"
+    );
+    let start = std::time::Instant::now();
+    while by_name(&d.records(), "no.wav").len() < 2 {
+        assert!(start.elapsed() < LONG);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(by_name(&d.records(), "no.wav")[1]["event"], "media.stored");
     assert_eq!(d.stop(LONG).code(), Some(0));
 }
 
@@ -572,4 +599,48 @@ fn query_filters_the_catalog() {
         .scratch
         .run(&["query", "--since", "last tuesday"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_spool_neither_steals_nor_doubles() {
+    let mut a = Daemon::new("", "");
+    let names: Vec<String> = (0..12).map(|i| format!("s{i:02}.mp4")).collect();
+    let video = std::fs::read(fixture("fps60_h264.mp4")).unwrap();
+    a.start();
+    for (i, n) in names.iter().enumerate() {
+        let mut bytes = video.clone();
+        bytes.extend(std::iter::repeat_n(0u8, i + 1));
+        a.drop_file(n, &bytes);
+    }
+    a.wait_for(&[names[0].as_str()], LONG);
+    assert!(!a.names_in("work").is_empty(), "A has jobs in flight");
+    // B starts while A has jobs in work/: it must not resume them, nor wipe A's scratch.
+    let log = std::fs::File::create(a.path().join("daemon-b.log")).unwrap();
+    let mut b = std::process::Command::new(bin())
+        .args(["watch", "-v"])
+        .current_dir(a.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    a.wait_for(&refs, LONG);
+    unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+    assert_eq!(b.wait().unwrap().code(), Some(0));
+    assert_eq!(a.stop(LONG).code(), Some(0));
+    let records = a.records();
+    for n in &names {
+        let rs = by_name(&records, n);
+        let ids: HashSet<&str> = rs.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 1, "{n}: {rs:#?}");
+        assert_eq!(rs[0]["event"], "media.stored", "{n}: {}", rs[0]["error"]);
+    }
+    assert_eq!(a.names_in("done").len(), names.len());
+    assert!(a.names_in("failed").is_empty(), "{:?}", a.names_in("failed"));
+    assert!(a.names_in("work").is_empty());
+    let b_log = std::fs::read_to_string(a.path().join("daemon-b.log")).unwrap();
+    assert!(
+        !b_log.contains("resuming"),
+        "B took over jobs A was running:\n{b_log}"
+    );
 }

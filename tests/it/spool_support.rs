@@ -19,9 +19,22 @@ pub struct Daemon {
 impl Daemon {
     /// `extra` is appended to a test configuration (small quiet period, two jobs).
     pub fn new(extra_spool: &str, extra: &str) -> Daemon {
-        let config = format!(
-            "[spool]\njobs = 2\nquiet_period = \"500ms\"\nrescan_interval = \"1s\"\nmanifest_grace = \"300ms\"\nshutdown_grace = \"20s\"\n{extra_spool}\n{extra}\n"
-        );
+        // Test defaults for [spool], each replaced by a line of `extra_spool` with the same key.
+        let defaults = [
+            "jobs = 2",
+            "quiet_period = \"500ms\"",
+            "rescan_interval = \"1s\"",
+            "manifest_grace = \"300ms\"",
+            "shutdown_grace = \"20s\"",
+        ];
+        let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
+        let overridden: Vec<String> = extra_spool.lines().map(key).collect();
+        let kept: Vec<&str> = defaults
+            .iter()
+            .copied()
+            .filter(|d| !overridden.contains(&key(d)))
+            .collect();
+        let config = format!("[spool]\n{}\n{extra_spool}\n{extra}\n", kept.join("\n"));
         let d = Daemon {
             scratch: Scratch::new(),
             config,
