@@ -245,14 +245,13 @@ fn voice(work: &Path) {
         );
     }
     // The encoder's own limit: all the audio through one ffmpeg per core, no per-file costs.
+    // Notes grow with their number: odd and even ones split the audio into equal halves.
     let list = work.join("voice-list.txt");
-    let files: Vec<String> = (0..60)
-        .map(|i| format!("file '{}'", inputs.join(format!("note{i:02}.ogg")).display()))
-        .collect();
-    let (half_a, half_b) = files.split_at(30);
-    std::fs::write(&list, half_a.join("\n")).unwrap();
     let list_b = work.join("voice-list-b.txt");
-    std::fs::write(&list_b, half_b.join("\n")).unwrap();
+    let entry = |i: u32| format!("file '{}'", inputs.join(format!("note{i:02}.ogg")).display());
+    let half = |parity: u32| (0..60).filter(|i| i % 2 == parity).map(entry).collect::<Vec<_>>();
+    std::fs::write(&list, half(0).join("\n")).unwrap();
+    std::fs::write(&list_b, half(1).join("\n")).unwrap();
     let script = format!(
         "ffmpeg -nostdin -v error -y -f concat -safe 0 -i {a} -vn -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k {o}/a.mp3 & \
          ffmpeg -nostdin -v error -y -f concat -safe 0 -i {b} -vn -c:a libmp3lame -ac 1 -ar 22050 -b:a 32k {o}/b.mp3; wait",
