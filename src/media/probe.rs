@@ -88,6 +88,18 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     match decodable_image_format(&head) {
         // An animated GIF is a short video: it becomes an MP4 that plays everywhere.
         Some(image::ImageFormat::Gif) if is_animated_gif(path) => {}
+        // An animated WebP (a sticker): libav here cannot decode it and a still would lose the
+        // animation, so it is kept as it is; every browser plays it.
+        Some(image::ImageFormat::WebP) => {
+            if let Some((width, height)) = animated_webp_size(path) {
+                let mut kept = other(bytes, sniffed, &head);
+                kept.mime = "image/webp".to_string();
+                kept.codecs = vec!["webp".to_string()];
+                (kept.width, kept.height) = (Some(width), Some(height));
+                return Ok(kept);
+            }
+            return probe_image(path, bytes, image::ImageFormat::WebP);
+        }
         Some(format) => return probe_image(path, bytes, format),
         None => {}
     }
@@ -178,6 +190,15 @@ fn is_animated_gif(path: &Path) -> bool {
         return false;
     }
     decoder.into_frames().take(2).filter(Result::is_ok).count() > 1
+}
+
+/// The canvas of an animated WebP, or `None` for a still one (reads the header only).
+fn animated_webp_size(path: &Path) -> Option<(u32, u32)> {
+    let file = std::fs::File::open(path).ok()?;
+    let decoder = image::codecs::webp::WebPDecoder::new(std::io::BufReader::new(file)).ok()?;
+    decoder
+        .has_animation()
+        .then(|| image::ImageDecoder::dimensions(&decoder))
 }
 
 /// Still-image formats the `image` crate decodes here.

@@ -49,10 +49,12 @@ pub struct Span {
     first: Option<f64>,
     last: Option<f64>,
     last_duration: f64,
+    frames: u64,
 }
 
 impl Span {
     pub fn add(&mut self, start: f64, duration: f64) {
+        self.frames += 1;
         if self.first.is_none_or(|f| start < f) {
             self.first = Some(start);
         }
@@ -62,11 +64,21 @@ impl Span {
         }
     }
 
+    /// From the first frame's start to the last frame's end. Demuxers often leave a frame's
+    /// duration unknown (MP4 with B-frames, for one): the last frame then lasts as long as the
+    /// average frame before it.
     pub fn seconds(&self) -> f64 {
-        match (self.first, self.last) {
-            (Some(f), Some(l)) => (l - f + self.last_duration).max(0.0),
-            _ => 0.0,
-        }
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return 0.0;
+        };
+        let last_duration = if self.last_duration > 0.0 {
+            self.last_duration
+        } else if self.frames > 1 {
+            (last - first) / (self.frames - 1) as f64
+        } else {
+            0.0
+        };
+        (last - first + last_duration).max(0.0)
     }
 }
 
@@ -429,5 +441,17 @@ mod tests {
             span.add(f64::from(i) / 30.0, 1.0 / 30.0);
         }
         assert!((span.seconds() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_unknown_last_duration_is_the_average_frame() {
+        let mut span = Span::default();
+        for i in (0..25).rev() {
+            span.add(f64::from(i) / 25.0, 0.0);
+        }
+        assert!((span.seconds() - 1.0).abs() < 1e-9);
+        let mut one = Span::default();
+        one.add(3.0, 0.0);
+        assert_eq!(one.seconds(), 0.0);
     }
 }

@@ -131,8 +131,8 @@ pub(super) async fn store_as_is(
         mime: probe.mime.clone(),
         bytes: probe.bytes,
         duration_ms: None,
-        width: None,
-        height: None,
+        width: probe.width,
+        height: probe.height,
         url: object.url.clone(),
         key: object.key.clone(),
     });

@@ -242,30 +242,36 @@ fn lame_quality_reaches_the_encoder() {
 }
 
 #[test]
-fn animated_gifs_become_video_and_vector_pictures_are_kept_as_they_are() {
+fn animated_gifs_become_video_and_vector_pictures_and_animated_webp_are_kept_as_they_are() {
     let s = Scratch::new();
-    let gif = s.path().join("dance.gif");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=2",
-        ])
-        .arg(&gif)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let animation = |name: &str, codec: &[&str]| {
+        let path = s.path().join(name);
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=10:duration=2",
+            ])
+            .args(codec)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        path
+    };
+    let gif = animation("dance.gif", &[]);
+    let sticker = animation("sticker.webp", &["-c:v", "libwebp_anim", "-loop", "0"]);
     let svg = s.path().join("logo.svg");
     std::fs::write(&svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50"><rect width="100" height="50" fill="red"/></svg>"#).unwrap();
     let still = s.path().join("still.gif");
     image::RgbImage::from_pixel(40, 30, image::Rgb([0, 128, 255]))
         .save(&still)
         .unwrap();
-    let out = s.process(&[gif, svg.clone(), still]);
+    let out = s.process(&[gif, svg.clone(), still, sticker.clone()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -289,4 +295,15 @@ fn animated_gifs_become_video_and_vector_pictures_are_kept_as_they_are() {
     let still = record_for(&records, "still.gif");
     assert_eq!(still["media"]["kind"], "image", "a one-frame GIF is a picture");
     assert_eq!(still["media"]["mime"], "image/jpeg");
+    let anim = record_for(&records, "sticker.webp");
+    assert_eq!(anim["media"]["kind"], "other", "kept with its animation");
+    assert_eq!(anim["media"]["mime"], "image/webp");
+    assert_eq!(
+        (anim["media"]["width"].as_u64(), anim["media"]["height"].as_u64()),
+        (Some(160), Some(120))
+    );
+    assert_eq!(
+        std::fs::read(s.stored(anim["media"]["key"].as_str().unwrap())).unwrap(),
+        std::fs::read(&sticker).unwrap()
+    );
 }
