@@ -314,14 +314,14 @@ fn probe_libav(
         }
         None => (None, None),
     };
-    let codecs = streams
+    let codecs: Vec<String> = streams
         .iter()
         .filter(|s| s.kind == "audio" || s.kind == "video")
         .map(|s| s.codec.clone())
         .collect();
     Ok(Probe {
         kind,
-        mime: mime_for(kind, &container, sniffed),
+        mime: mime_for(kind, &container, &codecs, sniffed),
         container: Some(container),
         bytes,
         codecs,
@@ -463,12 +463,18 @@ fn container_duration_ms(input: &format::context::Input, streams: &[StreamInfo])
     streams.iter().filter_map(|s| s.duration_ms).max()
 }
 
-fn mime_for(kind: MediaKind, container: &str, sniffed: Option<infer::Type>) -> String {
+fn mime_for(kind: MediaKind, container: &str, codecs: &[String], sniffed: Option<infer::Type>) -> String {
+    // libav reads WebM and Matroska alike; WebM is the subset with these codecs only.
+    let webm = codecs
+        .iter()
+        .all(|c| matches!(c.as_str(), "vp8" | "vp9" | "av1" | "vorbis" | "opus"));
     let by_container = match (kind, container) {
         (MediaKind::Audio, "ogg") => Some("audio/ogg"),
         (MediaKind::Video, "ogg") => Some("video/ogg"),
-        (MediaKind::Audio, "matroska,webm") => Some("audio/webm"),
-        (MediaKind::Video, "matroska,webm") => Some("video/webm"),
+        (MediaKind::Audio, "matroska,webm") if webm => Some("audio/webm"),
+        (MediaKind::Video, "matroska,webm") if webm => Some("video/webm"),
+        (MediaKind::Audio, "matroska,webm") => Some("audio/x-matroska"),
+        (MediaKind::Video, "matroska,webm") => Some("video/x-matroska"),
         (MediaKind::Audio, "mov,mp4,m4a,3gp,3g2,mj2") => Some("audio/mp4"),
         (_, "mp3") => Some("audio/mpeg"),
         (_, "wav") => Some("audio/wav"),
@@ -483,7 +489,11 @@ fn mime_for(kind: MediaKind, container: &str, sniffed: Option<infer::Type>) -> S
     let sniffed = sniffed.map(|t| t.mime_type());
     match (by_container, sniffed) {
         // Ogg, Matroska and MP4 hold many codecs: name the container, as browsers expect.
-        (Some(m), _) if m.ends_with("/ogg") || m.ends_with("/webm") || m == "audio/mp4" => m.into(),
+        (Some(m), _)
+            if m.ends_with("/ogg") || m.ends_with("webm") || m.ends_with("matroska") || m == "audio/mp4" =>
+        {
+            m.into()
+        }
         // The sniffer knows MP4 brands (video/quicktime, video/3gpp…) better than the demuxer name.
         (_, Some(m)) if m.starts_with(kind.as_str()) => m.into(),
         (Some(m), _) => m.into(),
@@ -535,4 +545,23 @@ pub fn check_limits(probe: &Probe, limits: &Limits, profile: &str) -> Result<(),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codecs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn matroska_is_webm_only_with_webm_codecs() {
+        let mkv = "matroska,webm";
+        let mime = |kind, names: &[&str]| mime_for(kind, mkv, &codecs(names), None);
+        assert_eq!(mime(MediaKind::Video, &["vp9", "opus"]), "video/webm");
+        assert_eq!(mime(MediaKind::Audio, &["opus"]), "audio/webm");
+        assert_eq!(mime(MediaKind::Video, &["h264", "aac"]), "video/x-matroska");
+        assert_eq!(mime(MediaKind::Audio, &["flac"]), "audio/x-matroska");
+    }
 }
