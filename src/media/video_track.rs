@@ -41,6 +41,8 @@ struct PendingEncoder {
     options: Vec<(String, String)>,
     frame_rate: Rational,
     global_header: bool,
+    /// The picture was tone-mapped from HDR: the output is tagged BT.709 SDR.
+    tone_mapped: bool,
 }
 
 /// First and last presentation time seen, for the duration of a run of frames.
@@ -129,12 +131,14 @@ impl VideoTrack {
             Some(r) if cap.is_none() => r,
             _ => Rational::new(settings.max_fps as i32, 1),
         };
+        let hdr = is_hdr(decoder.color_transfer_characteristic());
         let graph = build_graph(
             &decoder,
             stream.time_base(),
             rotation,
             (out_width, out_height),
             cap,
+            hdr,
         )
         .map_err(|e| MediaError::encode("video filter graph", libav::describe(e)))?;
 
@@ -163,6 +167,7 @@ impl VideoTrack {
                 options,
                 frame_rate,
                 global_header: octx.format().flags().contains(format::flag::Flags::GLOBAL_HEADER),
+                tone_mapped: hdr,
             }),
             output_index,
             output_time_base: Rational::new(1, 90000),
@@ -196,6 +201,13 @@ impl VideoTrack {
         enc.set_time_base(time_base);
         enc.set_frame_rate(Some(p.frame_rate));
         enc.set_aspect_ratio(Rational::new(1, 1));
+        if p.tone_mapped {
+            let ptr = unsafe { &mut *enc.as_mut_ptr() };
+            ptr.color_primaries = ffmpeg::ffi::AVColorPrimaries::AVCOL_PRI_BT709;
+            ptr.color_trc = ffmpeg::ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+            ptr.colorspace = ffmpeg::ffi::AVColorSpace::AVCOL_SPC_BT709;
+            ptr.color_range = ffmpeg::ffi::AVColorRange::AVCOL_RANGE_MPEG;
+        }
         if p.global_header {
             unsafe { (*enc.as_mut_ptr()).flags |= ffmpeg::ffi::AV_CODEC_FLAG_GLOBAL_HEADER as i32 };
         }
@@ -387,17 +399,33 @@ fn frame_rate(stream: &format::stream::Stream) -> Option<Rational> {
         .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
 }
 
-/// `buffer → [transpose/flip for the rotation] → scale → format=yuv420p → [fps] → buffersink`.
+/// HDR transfer functions: PQ (HDR10, Dolby Vision profile 8) and HLG (phones since ~2020).
+fn is_hdr(transfer: ffmpeg::color::TransferCharacteristic) -> bool {
+    use ffmpeg::color::TransferCharacteristic::{ARIB_STD_B67, SMPTE2084};
+    matches!(transfer, SMPTE2084 | ARIB_STD_B67)
+}
+
+/// HDR to SDR BT.709 (zimg): to linear light, BT.2020 → BT.709 primaries, Möbius' curve (linear
+/// up to the highlights, which it compresses: the closest of libavfilter's curves to the scene
+/// as an SDR camera would have shot it), back to BT.709 gamma. Run after scaling, so a 4K
+/// source is tone-mapped at the output size.
+const TONE_MAP: &str = "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+                        tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,";
+
+/// `buffer → [transpose/flip for the rotation] → scale → [tone map] → format=yuv420p → [fps] →
+/// buffersink`. Without tone mapping an HDR picture would come out grey and washed out.
 fn build_graph(
     decoder: &decoder::Video,
     time_base: Rational,
     rotation: u32,
     (width, height): (u32, u32),
     fps_cap: Option<u32>,
+    hdr: bool,
 ) -> Result<filter::Graph, ffmpeg::Error> {
     let turn = upright_filters(rotation);
     let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
-    let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p{fps}");
+    let tone_map = if hdr { TONE_MAP } else { "" };
+    let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,{tone_map}format=yuv420p{fps}");
     libav::simple_graph(
         "buffer",
         &libav::buffer_args(decoder, time_base),

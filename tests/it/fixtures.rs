@@ -23,6 +23,7 @@ fn run() -> &'static (Scratch, Vec<Value>) {
             "fps60_h264.mp4",
             "audio_only.mp4",
             "silent_video.mp4",
+            "hdr_hlg_hevc.mp4",
             "cover_art.mp3",
             "cover_art.m4a",
             "huge_dims.png",
@@ -106,6 +107,30 @@ fn rotated_videos_are_turned_upright() {
             "{name}"
         );
     }
+}
+
+/// An HDR (HLG, BT.2020, 10-bit) phone video comes out as SDR BT.709 with its colours: shown
+/// as it is, without tone mapping, its red would be a dull orange-grey.
+#[test]
+fn hdr_video_is_tone_mapped_to_sdr() {
+    let name = "hdr_hlg_hevc.mp4";
+    let (s, r) = stored(name);
+    let out = s.stored(r["media"]["key"].as_str().unwrap());
+    let video = &streams_of(&ffprobe(&out), "video")[0];
+    for key in ["color_transfer", "color_primaries", "color_space"] {
+        assert_eq!(video[key], "bt709", "{name}: {key}");
+    }
+    assert_eq!(video["pix_fmt"], "yuv420p");
+    let corners = [Red, Green, Blue, White];
+    assert_eq!(
+        quadrants(&first_frame_rgb(&out)),
+        corners,
+        "{name}: output picture"
+    );
+    let thumb = image::open(s.stored(r["thumbnail"]["key"].as_str().unwrap()))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(quadrants(&thumb), corners, "{name}: thumbnail");
 }
 
 #[test]
