@@ -409,7 +409,7 @@ fn is_hdr(transfer: ffmpeg::color::TransferCharacteristic) -> bool {
 /// up to the highlights, which it compresses: the closest of libavfilter's curves to the scene
 /// as an SDR camera would have shot it), back to BT.709 gamma. Run after scaling, so a 4K
 /// source is tone-mapped at the output size.
-const TONE_MAP: &str = "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+const TONE_MAP: &str = "zscale=t=linear:npl=100:p=bt709,format=gbrpf32le,\
                         tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,";
 
 /// `buffer → [transpose/flip for the rotation] → scale → [tone map] → format=yuv420p → [fps] →
