@@ -88,6 +88,7 @@ pub async fn run(
     };
     let spool = Spool::open(&config.spool.dir).map_err(spool_err)?;
     spool.clear_abandoned_scratch();
+    settle_orphan_manifests(&spool, config.spool.keep_originals);
     let jobs = config.spool.effective_jobs();
     let shutdown_grace = config.spool.shutdown_grace;
     let manifest_grace = config.spool.manifest_grace;
@@ -220,6 +221,34 @@ pub async fn run(
     let _ = drainer.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Manifests left in `work/` without their media by a daemon that stopped mid-release join
+/// their media, once they are still orphans a few seconds later (a live daemon on the same
+/// spool may be between the two moves).
+fn settle_orphan_manifests(spool: &Spool, keep: bool) {
+    let orphans = match spool.orphan_manifests() {
+        Ok(orphans) if !orphans.is_empty() => orphans,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for manifests left in work/");
+            return;
+        }
+    };
+    let spool = spool.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for manifest in orphans {
+            match spool.settle_orphan_manifest(&manifest, keep) {
+                Ok(()) => {
+                    tracing::info!(manifest = %manifest.display(), "manifest left in work/ joined its media")
+                }
+                Err(e) => {
+                    tracing::warn!(manifest = %manifest.display(), error = %e, "cannot move a manifest left in work/")
+                }
+            }
+        }
+    });
 }
 
 /// Moves a job's input where its verdict says.

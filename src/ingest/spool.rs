@@ -263,6 +263,51 @@ impl Spool {
         Ok(jobs)
     }
 
+    /// Manifests in `work/` whose media is gone: a daemon stopped between moving a finished
+    /// job's media and its manifest. Check again a little later before settling them (a live
+    /// daemon may be between those two moves this very moment).
+    pub fn orphan_manifests(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut orphans = Vec::new();
+        for entry in fs::read_dir(&self.work)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || !name.ends_with(MANIFEST_SUFFIX) {
+                continue;
+            }
+            let media = path.with_file_name(&name[..name.len() - MANIFEST_SUFFIX.len()]);
+            if media.symlink_metadata().is_err() {
+                orphans.push(path);
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// Puts an orphan manifest where its media went: beside it in `failed/`, else in `done/`
+    /// (or deletes it when originals are not kept). Nothing happens if it is no longer an
+    /// orphan.
+    pub fn settle_orphan_manifest(&self, manifest: &Path, keep: bool) -> std::io::Result<()> {
+        let Some(file_name) = manifest.file_name().and_then(|n| n.to_str()) else {
+            return Ok(());
+        };
+        let media_name = &file_name[..file_name.len().saturating_sub(MANIFEST_SUFFIX.len())];
+        if manifest.with_file_name(media_name).symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        let name = media_name
+            .split_once(JOB_SEPARATOR)
+            .map_or(media_name, |(_, n)| n);
+        let quarantined = self.failed.join(name);
+        if quarantined.symlink_metadata().is_ok() {
+            return move_beside(manifest, Some(&quarantined), &self.failed, name);
+        }
+        if keep {
+            let done = self.done.join(name);
+            let beside = done.symlink_metadata().is_ok().then_some(done.as_path());
+            return move_beside(manifest, beside, &self.done, name);
+        }
+        remove_if_there(manifest)
+    }
+
     /// Names in `incoming/` that may be media, with their size and modification time.
     pub fn scan_incoming(&self) -> std::io::Result<Vec<(String, u64, std::time::SystemTime)>> {
         let mut found = Vec::new();
@@ -578,6 +623,44 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn a_manifest_left_behind_in_work_joins_its_media() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        // Done, quarantined, and still working.
+        fs::write(spool.done.join("a.ogg"), b"a").unwrap();
+        fs::write(spool.work.join("J1--a.ogg.meta.json"), b"{}").unwrap();
+        fs::write(spool.failed.join("b.ogg"), b"b").unwrap();
+        fs::write(spool.work.join("J2--b.ogg.meta.json"), b"{}").unwrap();
+        fs::write(spool.work.join("J3--c.ogg"), b"c").unwrap();
+        fs::write(spool.work.join("J3--c.ogg.meta.json"), b"{}").unwrap();
+        let mut orphans = spool.orphan_manifests().unwrap();
+        orphans.sort();
+        assert_eq!(
+            orphans,
+            [
+                spool.work.join("J1--a.ogg.meta.json"),
+                spool.work.join("J2--b.ogg.meta.json")
+            ]
+        );
+        for orphan in &orphans {
+            spool.settle_orphan_manifest(orphan, true).unwrap();
+        }
+        assert!(spool.done.join("a.ogg.meta.json").exists());
+        assert!(spool.failed.join("b.ogg.meta.json").exists());
+        assert!(spool.work.join("J3--c.ogg.meta.json").exists());
+        assert!(spool.orphan_manifests().unwrap().is_empty());
+        // Originals not kept: the manifest goes as its media went.
+        fs::write(spool.work.join("J4--d.ogg.meta.json"), b"{}").unwrap();
+        spool
+            .settle_orphan_manifest(&spool.work.join("J4--d.ogg.meta.json"), false)
+            .unwrap();
+        assert!(fs::read_dir(&spool.work).unwrap().all(|e| {
+            let name = e.unwrap().file_name();
+            !name.to_string_lossy().starts_with("J4")
+        }));
+    }
+
     #[test]
     fn links_fifos_and_directories_are_refused_unopened() {
         let dir = tempfile::tempdir().unwrap();
