@@ -7,8 +7,9 @@
 //!     cargo bench --bench pipeline -- voice video  # any subset
 //!
 //! - voice: 60 WhatsApp-like voice notes (espeak-ng speech, Ogg/Opus mono 16 kHz 16 kbps,
-//!   5–60 s) → throughput of `mediaspool process` and of the baseline, and the encoder's own
-//!   limit (one ffmpeg over all the audio at once, 2 in parallel).
+//!   5–60 s), twice: lengths spread evenly, and mostly short as real voice notes are →
+//!   throughput of `mediaspool process` and of the baseline, and the encoder's own limit (one
+//!   ffmpeg per core, each over half of the audio at once).
 //! - video: phone-like 1080p30 H.264 + AAC clips → the same, with probe, thumbnail, hash and
 //!   verification included on our side.
 //! - duplicate: a 100 MB file already stored, renamed in again under new names (each with its
@@ -35,7 +36,8 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     if wants("voice") {
-        voice(dir.path());
+        voice(dir.path(), Mix::Uniform);
+        voice(dir.path(), Mix::MostlyShort);
     }
     if wants("video") {
         video(dir.path());
@@ -210,7 +212,35 @@ fn report(what: &str, c: &Comparison) -> String {
     )
 }
 
-fn voice(work: &Path) {
+/// How the 60 voice notes' lengths spread over 5–60 s.
+#[derive(Clone, Copy)]
+enum Mix {
+    /// Evenly: as many 55 s notes as 5 s ones (mean 32.5 s).
+    Uniform,
+    /// Evenly on a log scale, as real voice notes go, most of them short (median 17 s, mean
+    /// 22 s).
+    MostlyShort,
+}
+
+impl Mix {
+    fn seconds(self, i: u32) -> f64 {
+        let at = f64::from(i) / 59.0;
+        match self {
+            Mix::Uniform => 5.0 + 55.0 * at,
+            Mix::MostlyShort => 5.0 * 12f64.powf(at),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Uniform => "5–60 s evenly",
+            Mix::MostlyShort => "5–60 s mostly short",
+        }
+    }
+}
+
+fn voice(root: &Path, mix: Mix) {
+    let work = &root.join(format!("voice-{}", mix as u8));
     let inputs = work.join("voice-in");
     std::fs::create_dir_all(&inputs).unwrap();
     let speech = work.join("speech.wav");
@@ -222,7 +252,7 @@ fn voice(work: &Path) {
     ));
     let mut total = 0.0;
     for i in 0..60u32 {
-        let seconds = 5.0 + 55.0 * f64::from(i) / 59.0;
+        let seconds = mix.seconds(i);
         total += seconds;
         run_ok(
             ffmpeg()
@@ -269,7 +299,10 @@ fn voice(work: &Path) {
     );
     println!(
         "{}",
-        report(&format!("voice notes: 60 files, {total:.0} s of audio"), &c)
+        report(
+            &format!("voice notes: 60 files, {}, {total:.0} s of audio", mix.name()),
+            &c
+        )
     );
     println!(
         "  encoder limit (two ffmpeg over all the audio, no per-file work) {limit:.2} s: baseline at {:.0} % of it, \
