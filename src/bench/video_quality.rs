@@ -8,12 +8,13 @@
 //! side cannot be decoded. Blocking, CPU-bound: decodes both files once.
 //!
 //! The reference is the *upright* source at its own displayed size: the source's display
-//! rotation is applied to its pixels and, when the profile capped the frame rate, the same
-//! `fps` filter drops the same frames. The output is decoded and scaled back up to that size.
-//! Frames are paired by presentation time (both sides start at zero, as the engine shifts the
-//! source's start), so a frame that only one side has is left out rather than shifting every
-//! later pair; each pair is then stamped with its index for the filters, whatever the
-//! containers' time bases.
+//! rotation is applied to its pixels, an HDR source is tone-mapped as the engine does (so the
+//! score measures the encoding, not the tone mapping), and, when the profile capped the frame
+//! rate, the same `fps` filter drops the same frames. The output is decoded and scaled back up
+//! to that size. Frames are paired by presentation time on the output's timeline (the source's
+//! timestamps are shifted by its start, as the engine shifts them), so a frame that only one
+//! side has is left out rather than shifting every later pair; each pair is then stamped with
+//! its index for the filters, whatever the containers' time bases.
 
 use std::path::Path;
 
@@ -54,8 +55,8 @@ pub fn measure(
     let out_probe = media::probe(output).map_err(|e| QualityError::new(output, e.to_string()))?;
     let out_index =
         picture_stream(&out_probe).ok_or_else(|| QualityError::new(output, "no video stream".into()))?;
-    let mut reference = UprightFrames::open(source, index, probe.rotation, size, max_fps)?;
-    let mut distorted = UprightFrames::open(output, out_index, out_probe.rotation, size, None)?;
+    let mut reference = UprightFrames::open(source, index, probe.rotation, size, Side::Source { max_fps })?;
+    let mut distorted = UprightFrames::open(output, out_index, out_probe.rotation, size, Side::Output)?;
     let mut metric =
         Comparison::new(size).map_err(|e| QualityError::new(output, format!("ssim/psnr: {e}")))?;
     // Pairs frames by presentation time: a frame only one side has (a damaged frame one decoder
@@ -104,8 +105,18 @@ fn picture_stream(probe: &Probe) -> Option<usize> {
         .or((probe.kind == MediaKind::Image).then_some(0))
 }
 
+/// Which side of the comparison a stream is.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The input, with the profile's frame-rate cap: shifted to start at zero, as the engine
+    /// shifts it.
+    Source { max_fps: Option<u32> },
+    /// What the engine wrote: its timestamps are already the engine's.
+    Output,
+}
+
 /// The frames of one video stream, upright, at a fixed size in yuv420p:
-/// `buffer → [transpose/flip] → [fps] → scale → setsar → format → buffersink`.
+/// `buffer → [transpose/flip] → [fps] → scale → setsar → [tone map] → format → buffersink`.
 struct UprightFrames {
     ictx: format::context::Input,
     index: usize,
@@ -124,7 +135,7 @@ impl UprightFrames {
         index: usize,
         rotation: u32,
         (width, height): (u32, u32),
-        max_fps: Option<u32>,
+        side: Side,
     ) -> Result<UprightFrames, QualityError> {
         let fail = |what: &str, e: ffmpeg::Error| QualityError::new(path, format!("{what}: {e}"));
         let ictx = format::input(&path).map_err(|e| fail("opening", e))?;
@@ -132,23 +143,28 @@ impl UprightFrames {
             .stream(index)
             .ok_or_else(|| QualityError::new(path, format!("no stream {index}")))?;
         let time_base = stream.time_base();
-        let fps_cap = max_fps.and_then(|max| media::fps_cap(&stream, max));
+        let fps_cap = match side {
+            Side::Source { max_fps } => max_fps.and_then(|max| media::fps_cap(&stream, max)),
+            Side::Output => None,
+        };
         let mut context = codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| fail("video stream", e))?;
         context.set_threading(media::decoder_threading());
         let mut decoder = context.decoder().video().map_err(|e| fail("video decoder", e))?;
         decoder.set_packet_time_base(time_base);
         let start = unsafe { (*ictx.as_ptr()).start_time };
-        let offset = if start == ffmpeg::ffi::AV_NOPTS_VALUE {
-            0
-        } else {
-            start.rescale(ffmpeg::rescale::TIME_BASE, time_base)
+        let offset = match side {
+            Side::Source { .. } if start != ffmpeg::ffi::AV_NOPTS_VALUE => {
+                start.rescale(ffmpeg::rescale::TIME_BASE, time_base)
+            }
+            _ => 0,
         };
 
         let fps = fps_cap.map(|f| format!("fps={f},")).unwrap_or_default();
         let spec = format!(
-            "{}{fps}scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p",
-            media::upright_filters(rotation)
+            "{}{fps}scale={width}:{height}:flags=bicubic,setsar=1,{}format=yuv420p",
+            media::upright_filters(rotation),
+            media::tone_map_filters(&decoder)
         );
         let graph = media::simple_graph(
             "buffer",

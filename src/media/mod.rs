@@ -30,7 +30,7 @@ pub(crate) use libav::{
 };
 pub use libav::{init, set_threads, threads};
 pub use probe::{probe, Probe, StreamInfo};
-pub(crate) use video_track::{fps_cap, upright_filters};
+pub(crate) use video_track::{fps_cap, tone_map_filters, upright_filters};
 
 use crate::profile::{MediaKind, Profile};
 

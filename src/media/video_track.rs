@@ -131,14 +131,13 @@ impl VideoTrack {
             Some(r) if cap.is_none() => r,
             _ => Rational::new(settings.max_fps as i32, 1),
         };
-        let hdr = is_hdr(decoder.color_transfer_characteristic());
+        let hdr = !tone_map_filters(&decoder).is_empty();
         let graph = build_graph(
             &decoder,
             stream.time_base(),
             rotation,
             (out_width, out_height),
             cap,
-            hdr,
         )
         .map_err(|e| MediaError::encode("video filter graph", libav::describe(e)))?;
 
@@ -399,10 +398,15 @@ fn frame_rate(stream: &format::stream::Stream) -> Option<Rational> {
         .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
 }
 
-/// HDR transfer functions: PQ (HDR10, Dolby Vision profile 8) and HLG (phones since ~2020).
-fn is_hdr(transfer: ffmpeg::color::TransferCharacteristic) -> bool {
+/// The filters that tone-map the decoder's pictures to SDR (ending in a comma), or nothing when
+/// they are not HDR. HDR = the PQ (HDR10, Dolby Vision profile 8) or HLG (phones since ~2020)
+/// transfer function.
+pub fn tone_map_filters(decoder: &decoder::Video) -> &'static str {
     use ffmpeg::color::TransferCharacteristic::{ARIB_STD_B67, SMPTE2084};
-    matches!(transfer, SMPTE2084 | ARIB_STD_B67)
+    match decoder.color_transfer_characteristic() {
+        SMPTE2084 | ARIB_STD_B67 => TONE_MAP,
+        _ => "",
+    }
 }
 
 /// HDR to SDR BT.709 (zimg): to linear light, BT.2020 → BT.709 primaries, Möbius' curve (linear
@@ -420,11 +424,10 @@ fn build_graph(
     rotation: u32,
     (width, height): (u32, u32),
     fps_cap: Option<u32>,
-    hdr: bool,
 ) -> Result<filter::Graph, ffmpeg::Error> {
     let turn = upright_filters(rotation);
     let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
-    let tone_map = if hdr { TONE_MAP } else { "" };
+    let tone_map = tone_map_filters(decoder);
     let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,{tone_map}format=yuv420p{fps}");
     libav::simple_graph(
         "buffer",

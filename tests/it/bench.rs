@@ -133,6 +133,60 @@ fn video_quality_falls_with_crf_against_the_upright_source() {
     assert!(num(vfr, "ssim") > 0.95, "{vfr:#}");
 }
 
+/// The score measures the encoding: an HDR source is compared tone-mapped as the engine maps
+/// it, and a video that starts after its container's start (ASF: the audio first) is paired on
+/// the engine's timeline, not shifted by the output's own start.
+#[test]
+fn hdr_and_late_starting_video_are_scored_like_any_other() {
+    let s = Scratch::new();
+    let wmv = s.path().join("late-video.wmv");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:v",
+            "wmv2",
+            "-q:v",
+            "2",
+            "-c:a",
+            "wmav2",
+        ])
+        .arg(&wmv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let probe = ffprobe(&wmv);
+    let video_start: f64 = streams_of(&probe, "video")[0]["start_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let file_start: f64 = probe["format"]["start_time"].as_str().unwrap().parse().unwrap();
+    assert!(
+        video_start > file_start,
+        "the video starts late: {video_start} > {file_start}"
+    );
+    let hdr = fixture("hdr_hlg_hevc.mp4");
+    let doc = bench_json(&s, &[path(&wmv), path(&hdr)]);
+    let late = row(&doc, "video-720p", "late-video.wmv");
+    assert!(num(late, "frames") >= 48.0, "{late:#}");
+    assert!(num(late, "ssim") > 0.95, "{late:#}");
+    let tone_mapped = row(&doc, "video-720p", "hdr_hlg_hevc.mp4");
+    assert!(num(tone_mapped, "ssim") > 0.95, "{tone_mapped:#}");
+    assert!(num(tone_mapped, "psnr_db") > 35.0, "{tone_mapped:#}");
+}
+
 #[test]
 fn audio_score_is_finite_and_worse_for_a_starved_encode() {
     let s = with_profiles(&[(
