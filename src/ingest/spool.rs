@@ -48,19 +48,42 @@ pub struct Claimed {
     _owner: Option<std::sync::Arc<fs::File>>,
 }
 
-/// Takes the exclusive lock on a file in `work/`; `None` if another process holds it.
-fn own(path: &Path) -> std::io::Result<Option<std::sync::Arc<fs::File>>> {
+/// Who works on a file in `work/`.
+enum Ownership {
+    /// This process: the lock, or `None` when the file cannot be opened to hold one (no read
+    /// permission, swapped for a link…); the job then fails when it reads the file, and the
+    /// file is quarantined with that reason.
+    Mine(Option<std::sync::Arc<fs::File>>),
+    /// Another live process holds the lock.
+    Theirs,
+}
+
+/// Takes the exclusive lock on a file in `work/`. Never blocks (a FIFO swapped in opens at
+/// once) and never follows a link. Fails only when the file is gone (`NotFound`).
+fn own(path: &Path) -> std::io::Result<Ownership> {
     use std::os::fd::AsRawFd;
-    let file = fs::File::open(path)?;
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        Ok(Some(std::sync::Arc::new(file)))
-    } else {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(e)
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot open to lock; taken unlocked");
+            return Ok(Ownership::Mine(None));
         }
+    };
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Ownership::Mine(Some(std::sync::Arc::new(file))));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(Ownership::Theirs)
+    } else {
+        tracing::warn!(file = %path.display(), error = %e, "cannot lock; taken unlocked");
+        Ok(Ownership::Mine(None))
     }
 }
 
@@ -188,14 +211,17 @@ impl Spool {
             Err(e) => return Err(e),
         }
         // Another daemon starting this very moment may have resumed it already: then it is its.
-        let Some(owner) = own(&path)? else {
-            return Ok(Claim::Gone);
+        let owner = match own(&path) {
+            Ok(Ownership::Mine(owner)) => owner,
+            Ok(Ownership::Theirs) => return Ok(Claim::Gone),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Claim::Gone),
+            Err(e) => return Err(e),
         };
         let claimed = Claimed {
             job_id,
             name: name.to_string(),
             path,
-            _owner: Some(owner),
+            _owner: owner,
         };
         // The media is ours now; a manifest that cannot be moved is looked for again later.
         if let Err(e) = self.take_manifest(&claimed) {
@@ -248,15 +274,14 @@ impl Spool {
                 continue;
             };
             match own(&entry.path()) {
-                Ok(Some(owner)) => jobs.push(Claimed {
+                Ok(Ownership::Mine(owner)) => jobs.push(Claimed {
                     job_id: job_id.to_string(),
                     name: name.to_string(),
                     path: entry.path(),
-                    _owner: Some(owner),
+                    _owner: owner,
                 }),
-                Ok(None) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Ok(Ownership::Theirs) => {}
+                Err(e) => tracing::warn!(file = %entry.path().display(), error = %e, "cannot resume"),
             }
         }
         jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
@@ -319,7 +344,8 @@ impl Spool {
             if !is_candidate(&name) {
                 continue;
             }
-            if let Ok(meta) = entry.path().symlink_metadata() {
+            // By its (possibly new) name: a non-UTF-8 name has just been renamed.
+            if let Ok(meta) = self.incoming.join(&name).symlink_metadata() {
                 found.push((name, meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH)));
             }
         }
@@ -328,13 +354,18 @@ impl Spool {
     }
 
     /// The name of a file in `incoming/` as text. A name that is not UTF-8 is renamed to its
-    /// lossy form first (records, keys and logs are text), or skipped if that fails.
+    /// lossy form first (records, keys and logs are text), or skipped if that fails. A file
+    /// still being written under a temporary name (`.part`, hidden…) is left alone: its
+    /// producer is about to rename it.
     fn utf8_name(&self, path: &Path) -> Option<String> {
         let raw = path.file_name()?;
         if let Some(name) = raw.to_str() {
             return Some(name.to_string());
         }
         let lossy = raw.to_string_lossy().to_string();
+        if !is_candidate(&lossy) && !lossy.ends_with(MANIFEST_SUFFIX) {
+            return None;
+        }
         match move_unique(path, &self.incoming, &lossy) {
             Ok(to) => to.file_name().and_then(|n| n.to_str()).map(str::to_string),
             Err(e) => {
@@ -623,6 +654,29 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_are_made_readable_unless_still_being_written() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let raw = |name: &[u8]| spool.incoming.join(std::ffi::OsStr::from_bytes(name));
+        fs::write(raw(b"voice\xff.ogg"), b"a").unwrap();
+        fs::write(raw(b"voice\xff.ogg.meta.json"), b"{}").unwrap();
+        fs::write(raw(b"clip\xfe.mp4.part"), b"b").unwrap();
+        let found: Vec<String> = spool
+            .scan_incoming()
+            .unwrap()
+            .into_iter()
+            .map(|(n, ..)| n)
+            .collect();
+        assert_eq!(found, ["voice\u{fffd}.ogg"]);
+        assert!(spool.incoming.join("voice\u{fffd}.ogg.meta.json").exists());
+        assert!(
+            raw(b"clip\xfe.mp4.part").exists(),
+            "a file being written keeps its name"
+        );
+    }
+
     #[test]
     fn a_manifest_left_behind_in_work_joins_its_media() {
         let dir = tempfile::tempdir().unwrap();

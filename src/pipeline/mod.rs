@@ -246,7 +246,20 @@ type NewMedia = (String, String, StoredMedia);
 
 async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result<Done, Stop> {
     let path = input.path.clone();
-    let bytes = std::fs::metadata(&path).map_err(|e| read_failure(&e))?.len();
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| read_failure(&e))?;
+    if !meta.is_file() {
+        // Swapped for a link or a FIFO after it was claimed: never followed or opened.
+        return Err(Failure::new(
+            "not-a-regular-file",
+            Stage::Claim,
+            format!(
+                "{} is no longer a regular file; it was not followed or opened",
+                input.file_name
+            ),
+        )
+        .into());
+    }
+    let bytes = meta.len();
     facts.source.bytes = bytes;
 
     // Consent needs the manifest: wait for it now rather than after the work.

@@ -385,6 +385,35 @@ fn links_fifos_and_directories_are_refused_not_followed() {
     assert_eq!(d.stop(LONG).code(), Some(0));
 }
 
+/// What no daemon would have claimed but finds in `work/` at start (swapped in after a claim, or
+/// put there by hand) is quarantined without being opened or followed; a FIFO does not block
+/// the start.
+#[test]
+fn links_and_fifos_found_in_work_at_start_are_quarantined_not_opened() {
+    let mut d = Daemon::new("", "");
+    let work = d.spool("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::os::unix::fs::symlink(fixture("voice_note.ogg"), work.join("01AAAA--link.ogg")).unwrap();
+    let fifo = std::ffi::CString::new(work.join("01AAAB--pipe.ogg").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    d.start();
+    let records = d.wait_for(&["link.ogg", "pipe.ogg"], LONG);
+    for name in ["link.ogg", "pipe.ogg"] {
+        let r = by_name(&records, name);
+        assert_eq!(r.len(), 1, "{name}");
+        assert_eq!(
+            r[0]["error"]["code"], "not-a-regular-file",
+            "{name}: {}",
+            r[0]["error"]
+        );
+        assert!(d.spool("failed").join(name).symlink_metadata().is_ok(), "{name}");
+    }
+    d.drop_file("after.wav", &tone_wav(700.0, 300));
+    let records = d.wait_for(&["after.wav"], LONG);
+    assert_eq!(by_name(&records, "after.wav")[0]["event"], "media.stored");
+    assert_eq!(d.stop(LONG).code(), Some(0));
+}
+
 #[test]
 fn a_crashing_hanging_or_bloating_worker_quarantines_only_its_file() {
     let mut d = Daemon::new("job_timeout = \"2s\"\njob_memory = \"300MiB\"", "")
