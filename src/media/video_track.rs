@@ -131,15 +131,27 @@ impl VideoTrack {
             Some(r) if cap.is_none() => r,
             _ => Rational::new(settings.max_fps as i32, 1),
         };
-        let hdr = !tone_map_filters(&decoder).is_empty();
-        let graph = build_graph(
-            &decoder,
-            stream.time_base(),
-            rotation,
-            (out_width, out_height),
-            cap,
-        )
-        .map_err(|e| MediaError::encode("video filter graph", libav::describe(e)))?;
+        let build = |tone_map: &str| {
+            build_graph(
+                &decoder,
+                stream.time_base(),
+                rotation,
+                (out_width, out_height),
+                cap,
+                tone_map,
+            )
+        };
+        let graph_error = |e| MediaError::encode("video filter graph", libav::describe(e));
+        let tone_map = tone_map_filters(&decoder);
+        let (graph, hdr) = match build(&tone_map) {
+            Ok(graph) => (graph, !tone_map.is_empty()),
+            // An FFmpeg without zimg: the picture is kept, untouched, rather than refused.
+            Err(e) if !tone_map.is_empty() => {
+                tracing::warn!(error = %libav::describe(e), "cannot tone-map this HDR video; kept as it is");
+                (build("").map_err(graph_error)?, false)
+            }
+            Err(e) => return Err(graph_error(e)),
+        };
 
         let codec = encoder::find_by_name("libx264")
             .ok_or_else(|| MediaError::encode("video encoder", "libx264 is not available in this libav"))?;
@@ -398,36 +410,46 @@ fn frame_rate(stream: &format::stream::Stream) -> Option<Rational> {
         .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
 }
 
-/// The filters that tone-map the decoder's pictures to SDR (ending in a comma), or nothing when
-/// they are not HDR. HDR = the PQ (HDR10, Dolby Vision profile 8) or HLG (phones since ~2020)
-/// transfer function.
-pub fn tone_map_filters(decoder: &decoder::Video) -> &'static str {
-    use ffmpeg::color::TransferCharacteristic::{ARIB_STD_B67, SMPTE2084};
-    match decoder.color_transfer_characteristic() {
-        SMPTE2084 | ARIB_STD_B67 => TONE_MAP,
+/// The filters that tone-map the decoder's pictures to SDR BT.709 (ending in a comma), or
+/// nothing when they are not HDR (the PQ transfer of HDR10 and Dolby Vision profile 8, or the
+/// HLG of phones since ~2020). zimg: to linear light, BT.2020 → BT.709 primaries, Möbius' curve
+/// (linear up to the highlights, which it compresses: the closest of libavfilter's curves to
+/// the scene as an SDR camera would have shot it), back to BT.709 gamma. Primaries and matrix a
+/// file leaves untagged are taken as HDR's own, BT.2020.
+pub fn tone_map_filters(decoder: &decoder::Video) -> String {
+    use ffmpeg::color::{Primaries, Space, TransferCharacteristic};
+    let transfer = match decoder.color_transfer_characteristic() {
+        TransferCharacteristic::SMPTE2084 => "smpte2084",
+        TransferCharacteristic::ARIB_STD_B67 => "arib-std-b67",
+        _ => return String::new(),
+    };
+    let primaries = match decoder.color_primaries() {
+        Primaries::Reserved0 | Primaries::Unspecified | Primaries::Reserved => ":pin=bt2020",
         _ => "",
-    }
+    };
+    let matrix = match decoder.color_space() {
+        Space::Unspecified | Space::Reserved => ":min=bt2020nc",
+        _ => "",
+    };
+    format!(
+        "zscale=tin={transfer}{primaries}{matrix}:t=linear:npl=100:p=bt709,format=gbrpf32le,\
+         tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,"
+    )
 }
 
-/// HDR to SDR BT.709 (zimg): to linear light, BT.2020 → BT.709 primaries, Möbius' curve (linear
-/// up to the highlights, which it compresses: the closest of libavfilter's curves to the scene
-/// as an SDR camera would have shot it), back to BT.709 gamma. Run after scaling, so a 4K
-/// source is tone-mapped at the output size.
-const TONE_MAP: &str = "zscale=t=linear:npl=100:p=bt709,format=gbrpf32le,\
-                        tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,";
-
 /// `buffer → [transpose/flip for the rotation] → scale → [tone map] → format=yuv420p → [fps] →
-/// buffersink`. Without tone mapping an HDR picture would come out grey and washed out.
+/// buffersink`. Without tone mapping an HDR picture would come out grey and washed out. Run
+/// after scaling, so a 4K source is tone-mapped at the output size.
 fn build_graph(
     decoder: &decoder::Video,
     time_base: Rational,
     rotation: u32,
     (width, height): (u32, u32),
     fps_cap: Option<u32>,
+    tone_map: &str,
 ) -> Result<filter::Graph, ffmpeg::Error> {
     let turn = upright_filters(rotation);
     let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
-    let tone_map = tone_map_filters(decoder);
     let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,{tone_map}format=yuv420p{fps}");
     libav::simple_graph(
         "buffer",

@@ -131,6 +131,47 @@ fn hdr_video_is_tone_mapped_to_sdr() {
         .unwrap()
         .to_rgb8();
     assert_eq!(quadrants(&thumb), corners, "{name}: thumbnail");
+
+    // Tagged HLG but with primaries and matrix left out, as some encoders write it: taken as
+    // BT.2020, HDR's own, rather than refused.
+    let untagged = Scratch::new();
+    let input = untagged.path().join("untagged_hlg.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(fixture(name))
+        .args([
+            "-c",
+            "copy",
+            "-bsf:v",
+            "hevc_metadata=colour_primaries=2:matrix_coefficients=2",
+        ])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let source = &streams_of(&ffprobe(&input), "video")[0];
+    assert_eq!(
+        source
+            .get("color_primaries")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown"),
+        "unknown"
+    );
+    let out = untagged.process(std::slice::from_ref(&input));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = untagged.records();
+    let r = record_for(&records, "untagged_hlg.mp4");
+    let output = untagged.stored(r["media"]["key"].as_str().unwrap());
+    assert_eq!(
+        quadrants(&first_frame_rgb(&output)),
+        corners,
+        "untagged HLG output"
+    );
 }
 
 #[test]
