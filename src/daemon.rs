@@ -19,9 +19,9 @@ use tokio::task::JoinSet;
 use crate::catalog::{Catalog, JobVerdict};
 use crate::config::Config;
 use crate::failure::{Failure, Stage};
-use crate::ingest::spool::new_job_id;
+use crate::ingest::spool::{new_job_id, JOB_SEPARATOR};
 use crate::ingest::watch::{self as watcher, WatchSettings};
-use crate::ingest::{Claim, Claimed, Spool};
+use crate::ingest::{Claim, Claimed, Spool, Went};
 use crate::pipeline::{self, Ctx, JobInput, ManifestSource};
 use crate::profile::ProfileSet;
 use crate::records::outbox::{self, Sinks};
@@ -88,7 +88,6 @@ pub async fn run(
     };
     let spool = Spool::open(&config.spool.dir).map_err(spool_err)?;
     spool.clear_abandoned_scratch();
-    settle_orphan_manifests(&spool, config.spool.keep_originals);
     let jobs = config.spool.effective_jobs();
     let shutdown_grace = config.spool.shutdown_grace;
     let manifest_grace = config.spool.manifest_grace;
@@ -100,6 +99,7 @@ pub async fn run(
     };
     let sinks = Arc::new(sinks(&config)?);
     let ctx = Arc::new(context(config, profiles, spool.scratch_root())?);
+    settle_orphan_manifests(&ctx, &spool, keep_originals);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // The outbox drains until every job has ended: its own stop comes last.
@@ -223,10 +223,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Manifests left in `work/` without their media by a daemon that stopped mid-release join
-/// their media, once they are still orphans a few seconds later (a live daemon on the same
-/// spool may be between the two moves).
-fn settle_orphan_manifests(spool: &Spool, keep: bool) {
+/// Manifests left in `work/` without their media by a daemon that stopped mid-release go
+/// where the catalog says their job's media went, once they are still orphans a few seconds
+/// later (a live daemon on the same spool may be between the two moves). A manifest whose job
+/// the catalog does not know stays where it is.
+fn settle_orphan_manifests(ctx: &Arc<Ctx>, spool: &Spool, keep: bool) {
     let orphans = match spool.orphan_manifests() {
         Ok(orphans) if !orphans.is_empty() => orphans,
         Ok(_) => return,
@@ -235,19 +236,33 @@ fn settle_orphan_manifests(spool: &Spool, keep: bool) {
             return;
         }
     };
-    let spool = spool.clone();
+    let (ctx, spool) = (Arc::clone(ctx), spool.clone());
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        for manifest in orphans {
-            match spool.settle_orphan_manifest(&manifest, keep) {
-                Ok(()) => {
-                    tracing::info!(manifest = %manifest.display(), "manifest left in work/ joined its media")
-                }
-                Err(e) => {
-                    tracing::warn!(manifest = %manifest.display(), error = %e, "cannot move a manifest left in work/")
+        let _ = tokio::task::spawn_blocking(move || {
+            for manifest in orphans {
+                let name = manifest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let job_id = name.split_once(JOB_SEPARATOR).map_or("", |(id, _)| id);
+                let went = match ctx.catalog.finished_job(job_id) {
+                    Ok(Some(JobVerdict::Done)) => Went::Done,
+                    Ok(Some(JobVerdict::Failed(_))) => Went::Failed,
+                    Ok(Some(JobVerdict::Removed)) => Went::Removed,
+                    Ok(None) => {
+                        tracing::warn!(manifest = %manifest.display(), "manifest of an unknown job left in work/");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(manifest = %manifest.display(), error = %e, "cannot settle a manifest left in work/");
+                        continue;
+                    }
+                };
+                match spool.settle_orphan_manifest(&manifest, went, keep) {
+                    Ok(()) => tracing::info!(manifest = %manifest.display(), ?went, "manifest left in work/ settled"),
+                    Err(e) => tracing::warn!(manifest = %manifest.display(), error = %e, "cannot move a manifest left in work/"),
                 }
             }
-        }
+        })
+        .await;
     });
 }
 

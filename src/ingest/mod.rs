@@ -5,4 +5,4 @@ pub mod spool;
 pub mod watch;
 
 pub use manifest::{Manifest, ManifestError};
-pub use spool::{Claim, Claimed, Spool};
+pub use spool::{Claim, Claimed, Spool, Went};

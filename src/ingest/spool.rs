@@ -19,7 +19,7 @@ use crate::failure::Failure;
 pub const MANIFEST_SUFFIX: &str = ".meta.json";
 pub const ERROR_SUFFIX: &str = ".error.json";
 /// Separates the job id from the original name in `work/`.
-const JOB_SEPARATOR: &str = "--";
+pub const JOB_SEPARATOR: &str = "--";
 /// Longest producer name kept whole in `work/` (the job id and separator come on top).
 const MAX_WORK_NAME: usize = 200;
 /// Per-job scratch directories live here, inside `work/` (same filesystem as the store is not
@@ -85,6 +85,15 @@ fn own(path: &Path) -> std::io::Result<Ownership> {
         tracing::warn!(file = %path.display(), error = %e, "cannot lock; taken unlocked");
         Ok(Ownership::Mine(None))
     }
+}
+
+/// Where a finished job's media went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Went {
+    Done,
+    Failed,
+    /// Deleted (refused by policy).
+    Removed,
 }
 
 /// What claiming a name found.
@@ -307,10 +316,10 @@ impl Spool {
         Ok(orphans)
     }
 
-    /// Puts an orphan manifest where its media went: beside it in `failed/`, else in `done/`
-    /// (or deletes it when originals are not kept). Nothing happens if it is no longer an
-    /// orphan.
-    pub fn settle_orphan_manifest(&self, manifest: &Path, keep: bool) -> std::io::Result<()> {
+    /// Puts an orphan manifest where its job's media went, as the catalog recorded it: beside
+    /// the media in `done/` or `failed/`, or deleted with it. Nothing happens if it is no
+    /// longer an orphan.
+    pub fn settle_orphan_manifest(&self, manifest: &Path, went: Went, keep: bool) -> std::io::Result<()> {
         let Some(file_name) = manifest.file_name().and_then(|n| n.to_str()) else {
             return Ok(());
         };
@@ -321,16 +330,14 @@ impl Spool {
         let name = media_name
             .split_once(JOB_SEPARATOR)
             .map_or(media_name, |(_, n)| n);
-        let quarantined = self.failed.join(name);
-        if quarantined.symlink_metadata().is_ok() {
-            return move_beside(manifest, Some(&quarantined), &self.failed, name);
-        }
-        if keep {
-            let done = self.done.join(name);
-            let beside = done.symlink_metadata().is_ok().then_some(done.as_path());
-            return move_beside(manifest, beside, &self.done, name);
-        }
-        remove_if_there(manifest)
+        let dir = match went {
+            Went::Done if keep => &self.done,
+            Went::Failed => &self.failed,
+            Went::Done | Went::Removed => return remove_if_there(manifest),
+        };
+        let media = dir.join(name);
+        let beside = media.symlink_metadata().is_ok().then_some(media.as_path());
+        move_beside(manifest, beside, dir, name)
     }
 
     /// Names in `incoming/` that may be media, with their size and modification time.
@@ -437,8 +444,9 @@ impl Spool {
 
     /// Policy refusal (no consent): the input and its manifest are deleted.
     pub fn remove(&self, job: &Claimed) -> std::io::Result<()> {
-        remove_if_there(&job.path)?;
-        remove_if_there(&self.manifest_of(job))
+        // The manifest first: it is the customer's data, and never stays behind its media.
+        remove_if_there(&self.manifest_of(job))?;
+        remove_if_there(&job.path)
     }
 }
 
@@ -697,22 +705,29 @@ mod tests {
                 spool.work.join("J2--b.ogg.meta.json")
             ]
         );
-        for orphan in &orphans {
-            spool.settle_orphan_manifest(orphan, true).unwrap();
-        }
+        spool
+            .settle_orphan_manifest(&orphans[0], Went::Done, true)
+            .unwrap();
+        spool
+            .settle_orphan_manifest(&orphans[1], Went::Failed, true)
+            .unwrap();
         assert!(spool.done.join("a.ogg.meta.json").exists());
         assert!(spool.failed.join("b.ogg.meta.json").exists());
-        assert!(spool.work.join("J3--c.ogg.meta.json").exists());
-        assert!(spool.orphan_manifests().unwrap().is_empty());
-        // Originals not kept: the manifest goes as its media went.
-        fs::write(spool.work.join("J4--d.ogg.meta.json"), b"{}").unwrap();
+        // Still working: not an orphan, left alone whatever is asked.
+        let working = spool.work.join("J3--c.ogg.meta.json");
         spool
-            .settle_orphan_manifest(&spool.work.join("J4--d.ogg.meta.json"), false)
+            .settle_orphan_manifest(&working, Went::Removed, true)
             .unwrap();
-        assert!(fs::read_dir(&spool.work).unwrap().all(|e| {
-            let name = e.unwrap().file_name();
-            !name.to_string_lossy().starts_with("J4")
-        }));
+        assert!(working.exists());
+        assert!(spool.orphan_manifests().unwrap().is_empty());
+        // Refused by policy, or originals not kept: the manifest goes as its media went.
+        for (job, went, keep) in [("J4", Went::Removed, true), ("J5", Went::Done, false)] {
+            let orphan = spool.work.join(format!("{job}--d.ogg.meta.json"));
+            fs::write(&orphan, b"{}").unwrap();
+            spool.settle_orphan_manifest(&orphan, went, keep).unwrap();
+            assert!(!orphan.exists());
+        }
+        assert!(!spool.done.join("d.ogg.meta.json").exists());
     }
 
     #[test]
