@@ -118,6 +118,8 @@ pub async fn run(
 
     let slots = Arc::new(Semaphore::new(jobs));
     let running: Arc<Mutex<HashMap<String, Claimed>>> = Arc::default();
+    // Tries of jobs whose catalog error is not one that passes.
+    let catalog_failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let mut tasks: JoinSet<()> = JoinSet::new();
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Claimed>();
     tracing::info!(spool = %spool.root.display(), jobs, "watching");
@@ -166,6 +168,7 @@ pub async fn run(
                 };
                 running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.job_id.clone(), job.clone());
                 let (ctx, spool, running, retry) = (Arc::clone(&ctx), spool.clone(), Arc::clone(&running), retry_tx.clone());
+                let catalog_failures = Arc::clone(&catalog_failures);
                 tasks.spawn(async move {
                     let input = JobInput {
                         job_id: job.job_id.clone(),
@@ -179,9 +182,27 @@ pub async fn run(
                             finish(&spool, &job, &result.verdict, keep_originals);
                             false
                         }
-                        Err(e) => {
+                        Err(e) if e.is_transient() => {
                             tracing::error!(file = %job.name, error = %e, "catalog failed; trying again in 5 s");
                             true
+                        }
+                        Err(e) => {
+                            let tries = {
+                                let mut failures = catalog_failures.lock().unwrap_or_else(|p| p.into_inner());
+                                let tries = failures.entry(job.job_id.clone()).or_default();
+                                *tries += 1;
+                                *tries
+                            };
+                            if tries < MAX_CATALOG_TRIES {
+                                tracing::error!(file = %job.name, error = %e, tries, "catalog failed; trying again in 5 s");
+                                true
+                            } else {
+                                // It will not pass: quarantined with the reason, for an operator.
+                                tracing::error!(file = %job.name, error = %e, "catalog failed {tries} times; quarantined without a record");
+                                finish(&spool, &job, &JobVerdict::Failed(e.failure()), keep_originals);
+                                catalog_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
+                                false
+                            }
                         }
                     };
                     running.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
@@ -222,6 +243,9 @@ pub async fn run(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Tries of a job whose catalog error does not pass before it is quarantined.
+const MAX_CATALOG_TRIES: u32 = 3;
 
 /// Manifests left in `work/` without their media by a daemon that stopped mid-release go
 /// where the catalog says their job's media went, once they are still orphans a few seconds

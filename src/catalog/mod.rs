@@ -31,6 +31,19 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
+    /// Errors that pass: the database busy or locked by another process, a full disk, an I/O
+    /// error. Anything else (a corrupt row, a broken schema) comes back on every try.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            CatalogError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | OutOfMemory
+            ),
+            _ => false,
+        }
+    }
+
     pub fn failure(&self) -> Failure {
         Failure::new("catalog-error", crate::failure::Stage::Catalog, self.to_string())
     }

@@ -414,6 +414,45 @@ fn links_and_fifos_found_in_work_at_start_are_quarantined_not_opened() {
     assert_eq!(d.stop(LONG).code(), Some(0));
 }
 
+/// A catalog error that passes (busy, full) is waited out; one that comes back on every try (a
+/// row the catalog cannot read) quarantines the file after three tries, and the daemon serves on.
+#[test]
+fn a_catalog_error_that_does_not_pass_quarantines_after_three_tries() {
+    let mut d = Daemon::new("", "");
+    d.start();
+    let wav = tone_wav(660.0, 300);
+    d.drop_file("first.wav", &wav);
+    d.wait_for(&["first.wav"], LONG);
+    let db = rusqlite::Connection::open(d.path().join("mediaspool.db")).unwrap();
+    db.execute("UPDATE media SET info = 'not json'", []).unwrap();
+    drop(db);
+    d.drop_file("again.wav", &wav);
+    let error_file = d.spool("failed").join("again.wav.error.json");
+    let start = std::time::Instant::now();
+    while !error_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "not quarantined:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        start.elapsed() > Duration::from_secs(9),
+        "tried three times, 5 s apart"
+    );
+    let error: serde_json::Value = serde_json::from_slice(&std::fs::read(&error_file).unwrap()).unwrap();
+    assert_eq!(error["code"], "catalog-error");
+    assert!(
+        error["message"].as_str().unwrap().contains("corrupt row"),
+        "{error}"
+    );
+    d.drop_file("other.wav", &tone_wav(661.0, 300));
+    let records = d.wait_for(&["other.wav"], LONG);
+    assert_eq!(by_name(&records, "other.wav")[0]["event"], "media.stored");
+    assert_eq!(d.stop(LONG).code(), Some(0));
+}
+
 #[test]
 fn a_crashing_hanging_or_bloating_worker_quarantines_only_its_file() {
     let mut d = Daemon::new("job_timeout = \"2s\"\njob_memory = \"300MiB\"", "")
