@@ -81,7 +81,11 @@ pub fn check_output(path: &Path, expect: Expect) -> Result<Checked, MediaError> 
         .transpose()?;
     let time_bases: Vec<_> = ictx.streams().map(|s| s.time_base()).collect();
     let mut checked = Checked::default();
-    let mut span = Span::default();
+    let frame_rate = video_streams
+        .first()
+        .and_then(|(i, _)| ictx.stream(*i))
+        .map_or(0.0, |s| f64::from(s.avg_frame_rate()));
+    let mut span = Span::with_frame_rate(frame_rate);
     let mut samples_seconds = 0.0;
     let mut audio_frame = frame::Audio::empty();
     let mut video_frame = frame::Video::empty();

@@ -52,9 +52,23 @@ pub struct Span {
     last: Option<f64>,
     last_duration: f64,
     frames: u64,
+    /// One frame's nominal duration (from the frame rate), for a single frame of unknown length.
+    nominal_frame: f64,
 }
 
 impl Span {
+    /// A span for a stream of nominal `frame_rate` (frames per second; 0 when unknown).
+    pub fn with_frame_rate(frame_rate: f64) -> Span {
+        Span {
+            nominal_frame: if frame_rate > 0.0 && frame_rate.is_finite() {
+                1.0 / frame_rate
+            } else {
+                0.0
+            },
+            ..Span::default()
+        }
+    }
+
     pub fn add(&mut self, start: f64, duration: f64) {
         self.frames += 1;
         if self.first.is_none_or(|f| start < f) {
@@ -78,7 +92,7 @@ impl Span {
         } else if self.frames > 1 {
             (last - first) / (self.frames - 1) as f64
         } else {
-            0.0
+            self.nominal_frame
         };
         (last - first + last_duration).max(0.0)
     }
@@ -186,7 +200,7 @@ impl VideoTrack {
             out_height,
             frame_duration: 0,
             last_pts: None,
-            span: Span::default(),
+            span: Span::with_frame_rate(f64::from(frame_rate)),
             picker: FramePicker::new(thumbnail_at),
         })
     }
@@ -506,5 +520,8 @@ mod tests {
         let mut one = Span::default();
         one.add(3.0, 0.0);
         assert_eq!(one.seconds(), 0.0);
+        let mut one = Span::with_frame_rate(25.0);
+        one.add(3.0, 0.0);
+        assert!((one.seconds() - 0.04).abs() < 1e-9);
     }
 }
