@@ -25,6 +25,8 @@ const MAX_WORK_NAME: usize = 200;
 /// Per-job scratch directories live here, inside `work/` (same filesystem as the store is not
 /// required: outputs are copied into the store).
 const SCRATCH: &str = ".jobs";
+/// The file in a scratch directory its process keeps locked.
+const SCRATCH_OWNER: &str = ".owner";
 
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -33,6 +35,12 @@ pub struct Spool {
     pub work: PathBuf,
     pub done: PathBuf,
     pub failed: PathBuf,
+    /// This process's scratch directory, `work/.jobs/PID-UNIQUE/`.
+    scratch: PathBuf,
+    /// An exclusive `flock` on `SCRATCH/.owner` while this process lives: how another daemon
+    /// on the same spool (in another PID namespace too) tells a live scratch dir from an
+    /// abandoned one.
+    _scratch_owner: std::sync::Arc<fs::File>,
 }
 
 /// A job in `work/`.
@@ -46,6 +54,12 @@ pub struct Claimed {
     /// the spool, starting meanwhile, does not resume a job that is running. The kernel drops
     /// it when this process dies, however it dies.
     _owner: Option<std::sync::Arc<fs::File>>,
+}
+
+/// Takes an exclusive `flock` without waiting.
+fn try_lock(file: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// Who works on a file in `work/`.
@@ -146,35 +160,49 @@ pub fn new_job_id() -> String {
 
 impl Spool {
     pub fn open(root: &Path) -> std::io::Result<Spool> {
-        let spool = Spool {
+        let work = root.join("work");
+        for dir in ["incoming", "work", "done", "failed"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        let scratch = work
+            .join(SCRATCH)
+            .join(format!("{}-{}", std::process::id(), new_job_id()));
+        fs::create_dir_all(&scratch)?;
+        let owner = fs::File::create(scratch.join(SCRATCH_OWNER))?;
+        if !try_lock(&owner) {
+            return Err(std::io::Error::other(
+                "cannot lock this process's scratch directory",
+            ));
+        }
+        Ok(Spool {
             root: root.to_path_buf(),
             incoming: root.join("incoming"),
-            work: root.join("work"),
+            work,
             done: root.join("done"),
             failed: root.join("failed"),
-        };
-        for dir in [&spool.incoming, &spool.work, &spool.done, &spool.failed] {
-            fs::create_dir_all(dir)?;
-        }
-        fs::create_dir_all(spool.scratch_root())?;
-        Ok(spool)
+            scratch,
+            _scratch_owner: std::sync::Arc::new(owner),
+        })
     }
 
-    /// This process's scratch directories: `work/.jobs/PID/`.
+    /// This process's scratch directories live under this.
     pub fn scratch_root(&self) -> PathBuf {
-        self.work.join(SCRATCH).join(std::process::id().to_string())
+        self.scratch.clone()
     }
 
-    /// Removes the scratch directories of processes that are gone (a crash leaves them).
+    /// Removes the scratch directories no live process holds (a crash leaves them).
     pub fn clear_abandoned_scratch(&self) {
         let Ok(entries) = fs::read_dir(self.work.join(SCRATCH)) else {
             return;
         };
         for entry in entries.flatten() {
-            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok();
-            let alive = pid
-                .is_some_and(|pid| pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists());
-            if !alive {
+            if entry.path() == self.scratch {
+                continue;
+            }
+            // Taking the owner's lock proves nobody holds it; a directory without one is
+            // being set up by a starting process, or left by an older version: left alone.
+            let abandoned = fs::File::open(entry.path().join(SCRATCH_OWNER)).is_ok_and(|f| try_lock(&f));
+            if abandoned {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
@@ -683,6 +711,31 @@ mod tests {
             raw(b"clip\xfe.mp4.part").exists(),
             "a file being written keeps its name"
         );
+    }
+
+    #[test]
+    fn only_scratch_directories_no_live_process_holds_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = Spool::open(dir.path()).unwrap();
+        let other = Spool::open(dir.path()).unwrap();
+        let jobs = mine.work.join(SCRATCH);
+        let abandoned = jobs.join("1-dead");
+        fs::create_dir_all(abandoned.join("job")).unwrap();
+        fs::write(abandoned.join(SCRATCH_OWNER), b"").unwrap();
+        let starting = jobs.join("2-starting");
+        fs::create_dir_all(&starting).unwrap();
+        mine.clear_abandoned_scratch();
+        assert!(!abandoned.exists(), "nobody holds it");
+        assert!(
+            other.scratch_root().exists(),
+            "held by a live spool, even with the same pid"
+        );
+        assert!(mine.scratch_root().exists());
+        assert!(starting.exists(), "no owner file yet: being set up");
+        let other_root = other.scratch_root();
+        drop(other);
+        mine.clear_abandoned_scratch();
+        assert!(!other_root.exists(), "its process let go");
     }
 
     #[test]
