@@ -174,7 +174,7 @@ pub async fn run(
                         job_id: job.job_id.clone(),
                         path: job.path.clone(),
                         file_name: job.name.clone(),
-                        manifest: ManifestSource::Spool { spool: spool.clone(), job: job.clone(), deadline: Instant::now() + manifest_grace },
+                        manifest: ManifestSource::Spool { spool: Box::new(spool.clone()), job: job.clone(), deadline: Instant::now() + manifest_grace },
                         permit: Some(permit),
                     };
                     let again = match pipeline::run(&ctx, input).await {

@@ -59,7 +59,7 @@ pub enum ManifestSource {
     File(PathBuf),
     /// In the spool: may still arrive in `incoming/` until the deadline.
     Spool {
-        spool: crate::ingest::Spool,
+        spool: Box<crate::ingest::Spool>,
         job: crate::ingest::Claimed,
         deadline: Instant,
     },
