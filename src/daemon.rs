@@ -180,6 +180,7 @@ pub async fn run(
                     let again = match pipeline::run(&ctx, input).await {
                         Ok(result) => {
                             finish(&spool, &job, &result.verdict, keep_originals);
+                            catalog_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
                             false
                         }
                         Err(e) if e.is_transient() => {
