@@ -19,7 +19,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
-    /// More detail in logs (-v info, -vv debug); MEDIASPOOL_LOG=... overrides.
+    /// More detail in logs (-v info, -vv debug, -vvv debug from libraries too); MEDIASPOOL_LOG=... overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

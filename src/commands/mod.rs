@@ -82,9 +82,11 @@ fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
 
 fn init_logging(format: LogFormat, verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // More detail is mediaspool's own; the libraries' (symphonia's stream notes…) only at -vvv.
     let default = match verbose {
         0 => "warn",
-        1 => "info",
+        1 => "warn,mediaspool=info",
+        2 => "warn,mediaspool=debug",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
