@@ -217,6 +217,7 @@ pub async fn run(
         }
     }
 
+    while tasks.try_join_next().is_some() {}
     tracing::info!(in_flight = tasks.len(), "stopping: no new files taken");
     let _ = stop_tx.send(true);
     let deadline = tokio::time::sleep(shutdown_grace);
