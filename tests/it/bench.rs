@@ -3,7 +3,6 @@
 //! measuring its CRF and the next one independently.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -140,17 +139,12 @@ fn video_quality_falls_with_crf_against_the_upright_source() {
 fn hdr_and_late_starting_video_are_scored_like_any_other() {
     let s = Scratch::new();
     let wmv = s.path().join("late-video.wmv");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
+    make_media(
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=320x240:rate=25:duration=2",
-        ])
-        .args([
             "-f",
             "lavfi",
             "-i",
@@ -161,11 +155,9 @@ fn hdr_and_late_starting_video_are_scored_like_any_other() {
             "2",
             "-c:a",
             "wmav2",
-        ])
-        .arg(&wmv)
-        .status()
-        .unwrap();
-    assert!(made.success());
+        ],
+        &wmv,
+    );
     let probe = ffprobe(&wmv);
     let video_start: f64 = streams_of(&probe, "video")[0]["start_time"]
         .as_str()
@@ -401,23 +393,23 @@ fn target_ssim_gives_the_last_crf_that_reaches_it() {
 fn target_ssim_samples_a_longer_video() {
     let s = Scratch::new();
     let clip = s.path().join("clip.mp4");
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
+    make_media(
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=480x270:rate=30:duration=12",
-        ])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p",
-        ])
-        .arg(&clip)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &clip,
+    );
     let choice = search(&s, &clip, "0.96", &["--samples", "2", "--sample-seconds", "2"]);
     assert_eq!(choice["samples"], 2);
     // Keyframes every second: each sample is 2 s, ending before the next keyframe.

@@ -178,14 +178,20 @@ fn integrated_lufs(path: &std::path::Path) -> f64 {
 fn a_profile_with_loudness_brings_quiet_speech_to_its_target() {
     let s = Scratch::new();
     let quiet = s.path().join("quiet.ogg");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(fixture("voice_note.ogg"))
-        .args(["-af", "volume=-24dB", "-c:a", "libopus", "-b:a", "24k"])
-        .arg(&quiet)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let voice = fixture("voice_note.ogg");
+    make_media(
+        &[
+            "-i",
+            voice.to_str().unwrap(),
+            "-af",
+            "volume=-24dB",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "24k",
+        ],
+        &quiet,
+    );
     std::fs::create_dir(s.path().join("profiles")).unwrap();
     let voice = std::fs::read_to_string(repo().join("profiles/voice.toml")).unwrap();
     let leveled =
@@ -246,21 +252,9 @@ fn animated_gifs_become_video_and_vector_pictures_and_animated_webp_are_kept_as_
     let s = Scratch::new();
     let animation = |name: &str, codec: &[&str]| {
         let path = s.path().join(name);
-        let made = std::process::Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=160x120:rate=10:duration=2",
-            ])
-            .args(codec)
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2"];
+        args.extend_from_slice(codec);
+        make_media(&args, &path);
         path
     };
     let gif = animation("dance.gif", &[]);

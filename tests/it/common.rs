@@ -242,6 +242,21 @@ pub fn mp4_boxes(path: &Path) -> Vec<String> {
     boxes
 }
 
+/// Makes a media file with the ffmpeg CLI: `args` (inputs, filters, codecs) then `out`.
+pub fn make_media(args: &[&str], out: &Path) {
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        made.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
 /// The first frame of a video decoded by the ffmpeg CLI (which applies display rotation), as RGB.
 pub fn first_frame_rgb(path: &Path) -> image::RgbImage {
     let dir = tempfile::tempdir().unwrap();

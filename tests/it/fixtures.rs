@@ -136,19 +136,18 @@ fn hdr_video_is_tone_mapped_to_sdr() {
     // BT.2020, HDR's own, rather than refused.
     let untagged = Scratch::new();
     let input = untagged.path().join("untagged_hlg.mp4");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(fixture(name))
-        .args([
+    let hlg = fixture(name);
+    make_media(
+        &[
+            "-i",
+            hlg.to_str().unwrap(),
             "-c",
             "copy",
             "-bsf:v",
             "hevc_metadata=colour_primaries=2:matrix_coefficients=2",
-        ])
-        .arg(&input)
-        .status()
-        .unwrap();
-    assert!(made.success());
+        ],
+        &input,
+    );
     let source = &streams_of(&ffprobe(&input), "video")[0];
     assert_eq!(
         source
