@@ -160,17 +160,13 @@ impl UprightFrames {
             _ => 0,
         };
 
-        let fps = fps_cap.map(|f| format!("fps={f},")).unwrap_or_default();
-        let spec = format!(
-            "{}{fps}scale={width}:{height}:flags=bicubic,setsar=1,{}format=yuv420p",
-            media::upright_filters(rotation),
-            media::tone_map_filters(&decoder)
-        );
-        let graph = media::simple_graph(
-            "buffer",
-            &media::buffer_args(&decoder, time_base),
-            &spec,
-            "buffersink",
+        let graph = media::upright_graph(
+            &decoder,
+            time_base,
+            rotation,
+            (width, height),
+            fps_cap,
+            &media::tone_map_filters(&decoder),
         )
         .map_err(|e| fail("filter graph", e))?;
         Ok(UprightFrames {

@@ -9,8 +9,9 @@
 use ffmpeg::{codec, decoder, encoder, filter, format, frame, ChannelLayout, Rational, Rescale};
 use ffmpeg_next as ffmpeg;
 
+use super::decode::DecodeErrors;
+use super::filters::{abuffer_args, simple_graph};
 use super::libav;
-use super::transcode::DecodeErrors;
 use super::waveform::Peaks;
 use super::MediaError;
 use crate::profile::{AudioCodec, AudioSettings, Loudness, Rate};
@@ -245,7 +246,7 @@ impl AudioTrack {
     }
 
     fn build_graph(&self, key: GraphKey) -> Result<filter::Graph, ffmpeg::Error> {
-        let args = libav::abuffer_args(self.input_time_base, key.format, key.rate, key.layout);
+        let args = abuffer_args(self.input_time_base, key.format, key.rate, key.layout);
         let rate = self.encoder.rate();
         let spec = format!(
             "{}aresample={rate},aformat=sample_fmts={}:sample_rates={rate}:channel_layouts=0x{:x}",
@@ -253,7 +254,7 @@ impl AudioTrack {
             self.encoder.format().name(),
             self.encoder.channel_layout().bits()
         );
-        let mut graph = libav::simple_graph("abuffer", &args, &spec, "abuffersink")?;
+        let mut graph = simple_graph("abuffer", &args, &spec, "abuffersink")?;
         let frame_size = self.encoder.frame_size();
         if frame_size > 0 {
             graph

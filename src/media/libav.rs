@@ -135,61 +135,6 @@ pub fn seconds(ts: Option<i64>, time_base: ffmpeg::Rational) -> Option<f64> {
     Some(ts as f64 * f64::from(time_base.numerator()) / f64::from(time_base.denominator()))
 }
 
-/// A validated filter graph `source (args) → spec → sink`, with the two ends named `in` and
-/// `out`: `buffer`/`buffersink` for video, `abuffer`/`abuffersink` for audio.
-pub fn simple_graph(
-    source: &str,
-    args: &str,
-    spec: &str,
-    sink: &str,
-) -> Result<ffmpeg::filter::Graph, ffmpeg::Error> {
-    use ffmpeg::filter;
-    let mut graph = filter::Graph::new();
-    graph.add(
-        &filter::find(source).ok_or(ffmpeg::Error::FilterNotFound)?,
-        "in",
-        args,
-    )?;
-    graph.add(
-        &filter::find(sink).ok_or(ffmpeg::Error::FilterNotFound)?,
-        "out",
-        "",
-    )?;
-    graph.output("in", 0)?.input("out", 0)?.parse(spec)?;
-    graph.validate()?;
-    Ok(graph)
-}
-
-/// Arguments of a `buffer` source for the frames of `decoder`, timestamps in `time_base`.
-pub fn buffer_args(decoder: &ffmpeg::decoder::Video, time_base: ffmpeg::Rational) -> String {
-    let sar = decoder.aspect_ratio();
-    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-        sar
-    } else {
-        ffmpeg::Rational::new(1, 1)
-    };
-    let pix_fmt: ffmpeg::ffi::AVPixelFormat = decoder.format().into();
-    format!(
-        "video_size={}x{}:pix_fmt={}:time_base={time_base}:pixel_aspect={sar}",
-        decoder.width(),
-        decoder.height(),
-        pix_fmt as i32,
-    )
-}
-
-/// Arguments of an `abuffer` source for frames of this format, rate and channel layout.
-pub fn abuffer_args(
-    time_base: ffmpeg::Rational,
-    format: ffmpeg::format::Sample,
-    rate: u32,
-    layout: u64,
-) -> String {
-    format!(
-        "time_base={time_base}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{layout:x}",
-        format.name()
-    )
-}
-
 pub fn is_again(e: &ffmpeg::Error) -> bool {
     matches!(e, ffmpeg::Error::Other { errno } if *errno == libc::EAGAIN)
 }

@@ -9,8 +9,10 @@
 //! thread or a worker process, never from an async task. Nothing spawns the `ffmpeg` CLI.
 
 mod audio_track;
+mod decode;
 pub mod duration;
 mod error;
+mod filters;
 pub mod image;
 mod libav;
 pub mod probe;
@@ -25,12 +27,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::MediaError;
-pub(crate) use libav::{
-    abuffer_args, buffer_args, clear_last_error, decoder_threading, is_again, simple_graph, take_last_error,
-};
+pub(crate) use filters::{abuffer_args, fps_cap, simple_graph, tone_map_filters, upright_graph};
+pub(crate) use libav::{clear_last_error, decoder_threading, is_again, take_last_error};
 pub use libav::{init, set_threads, threads};
 pub use probe::{probe, Probe, StreamInfo};
-pub(crate) use video_track::{fps_cap, tone_map_filters, upright_filters};
 
 use crate::profile::{MediaKind, Profile};
 

@@ -11,64 +11,10 @@ use ffmpeg::{format, Dictionary, Rescale};
 use ffmpeg_next as ffmpeg;
 
 use super::audio_track::AudioTrack;
-use super::error::format_position;
+use super::decode::DecodeErrors;
 use super::video_track::VideoTrack;
 use super::{libav, thumbnail, verify, MediaError, Probe, Rendition};
-use crate::profile::{Profile, VerifySettings};
-
-/// Decode errors seen so far, and the guard on decoded length.
-pub struct DecodeErrors {
-    pub count: u32,
-    first: Option<(Option<f64>, String)>,
-    /// Furthest media time decoded, for errors that come without a timestamp.
-    position: f64,
-    max_seconds: f64,
-    profile: String,
-}
-
-impl DecodeErrors {
-    fn new(profile: &Profile) -> DecodeErrors {
-        DecodeErrors {
-            count: 0,
-            first: None,
-            position: 0.0,
-            max_seconds: profile.settings.limits.max_duration.as_secs_f64(),
-            profile: profile.name.clone(),
-        }
-    }
-
-    pub fn record(&mut self, at: Option<f64>, detail: String) {
-        self.count += 1;
-        if self.first.is_none() {
-            let at = at.filter(|t| t.is_finite()).unwrap_or(self.position).max(0.0);
-            self.first = Some((Some(at), detail));
-        }
-    }
-
-    /// Notes how far decoding got; refuses to go past the duration limit.
-    pub fn progress(&mut self, seconds: f64) -> Result<(), MediaError> {
-        self.position = self.position.max(seconds);
-        if seconds > self.max_seconds + 1.0 {
-            return Err(MediaError::TooLong {
-                seconds,
-                limit_seconds: self.max_seconds as u64,
-                profile: self.profile.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    fn check(&self, verify: &VerifySettings) -> Result<(), MediaError> {
-        match &self.first {
-            Some((at, detail)) if self.count > verify.max_decode_errors => Err(MediaError::Decode {
-                position: format_position(at.unwrap_or(f64::NAN)),
-                detail: detail.clone(),
-                errors: self.count,
-            }),
-            _ => Ok(()),
-        }
-    }
-}
+use crate::profile::Profile;
 
 pub fn audio_to_mp3(
     input: &Path,

@@ -12,7 +12,7 @@ use std::path::Path;
 use ffmpeg::{codec, format, frame, media};
 use ffmpeg_next as ffmpeg;
 
-use super::video_track::Span;
+use super::decode::Span;
 use super::{libav, MediaError};
 use crate::profile::VerifySettings;
 

@@ -9,9 +9,10 @@
 use ffmpeg::{codec, decoder, encoder, filter, format, frame, Dictionary, Rational, Rescale};
 use ffmpeg_next as ffmpeg;
 
+use super::decode::{DecodeErrors, Span};
+use super::filters::{fps_cap, frame_rate, tone_map_filters, upright_graph};
 use super::libav;
 use super::thumbnail::FramePicker;
-use super::transcode::DecodeErrors;
 use super::MediaError;
 use crate::profile::VideoSettings;
 
@@ -43,59 +44,6 @@ struct PendingEncoder {
     global_header: bool,
     /// The picture was tone-mapped from HDR: the output is tagged BT.709 SDR.
     tone_mapped: bool,
-}
-
-/// First and last presentation time seen, for the duration of a run of frames.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct Span {
-    first: Option<f64>,
-    last: Option<f64>,
-    last_duration: f64,
-    frames: u64,
-    /// One frame's nominal duration (from the frame rate), for a single frame of unknown length.
-    nominal_frame: f64,
-}
-
-impl Span {
-    /// A span for a stream of nominal `frame_rate` (frames per second; 0 when unknown).
-    pub fn with_frame_rate(frame_rate: f64) -> Span {
-        Span {
-            nominal_frame: if frame_rate > 0.0 && frame_rate.is_finite() {
-                1.0 / frame_rate
-            } else {
-                0.0
-            },
-            ..Span::default()
-        }
-    }
-
-    pub fn add(&mut self, start: f64, duration: f64) {
-        self.frames += 1;
-        if self.first.is_none_or(|f| start < f) {
-            self.first = Some(start);
-        }
-        if self.last.is_none_or(|l| start >= l) {
-            self.last = Some(start);
-            self.last_duration = duration;
-        }
-    }
-
-    /// From the first frame's start to the last frame's end. Demuxers often leave a frame's
-    /// duration unknown (MP4 with B-frames, for one): the last frame then lasts as long as the
-    /// average frame before it.
-    pub fn seconds(&self) -> f64 {
-        let (Some(first), Some(last)) = (self.first, self.last) else {
-            return 0.0;
-        };
-        let last_duration = if self.last_duration > 0.0 {
-            self.last_duration
-        } else if self.frames > 1 {
-            (last - first) / (self.frames - 1) as f64
-        } else {
-            self.nominal_frame
-        };
-        (last - first + last_duration).max(0.0)
-    }
 }
 
 /// The output size for an upright picture of `width`x`height`: inside the profile's box (long
@@ -146,7 +94,7 @@ impl VideoTrack {
             _ => Rational::new(settings.max_fps as i32, 1),
         };
         let build = |tone_map: &str| {
-            build_graph(
+            upright_graph(
                 &decoder,
                 stream.time_base(),
                 rotation,
@@ -399,80 +347,6 @@ impl VideoTrack {
     }
 }
 
-/// `Some(max_fps)` when the stream's frame rate is above `max_fps` and an `fps` filter must
-/// drop frames down to it.
-pub fn fps_cap(stream: &format::stream::Stream, max_fps: u32) -> Option<u32> {
-    frame_rate(stream)
-        .is_some_and(|r| f64::from(r) > f64::from(max_fps) + 0.01)
-        .then_some(max_fps)
-}
-
-/// The filters (each followed by a comma) that turn a picture coded with a display rotation of
-/// `rotation` clockwise degrees upright.
-pub fn upright_filters(rotation: u32) -> &'static str {
-    match rotation {
-        90 => "transpose=clock,",
-        180 => "hflip,vflip,",
-        270 => "transpose=cclock,",
-        _ => "",
-    }
-}
-
-fn frame_rate(stream: &format::stream::Stream) -> Option<Rational> {
-    [stream.avg_frame_rate(), stream.rate()]
-        .into_iter()
-        .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
-}
-
-/// The filters that tone-map the decoder's pictures to SDR BT.709 (ending in a comma), or
-/// nothing when they are not HDR (the PQ transfer of HDR10 and Dolby Vision profile 8, or the
-/// HLG of phones since ~2020). zimg: to linear light, BT.2020 → BT.709 primaries, Möbius' curve
-/// (linear up to the highlights, which it compresses: the closest of libavfilter's curves to
-/// the scene as an SDR camera would have shot it), back to BT.709 gamma. Primaries and matrix a
-/// file leaves untagged are taken as HDR's own, BT.2020.
-pub fn tone_map_filters(decoder: &decoder::Video) -> String {
-    use ffmpeg::color::{Primaries, Space, TransferCharacteristic};
-    let transfer = match decoder.color_transfer_characteristic() {
-        TransferCharacteristic::SMPTE2084 => "smpte2084",
-        TransferCharacteristic::ARIB_STD_B67 => "arib-std-b67",
-        _ => return String::new(),
-    };
-    let primaries = match decoder.color_primaries() {
-        Primaries::Reserved0 | Primaries::Unspecified | Primaries::Reserved => ":pin=bt2020",
-        _ => "",
-    };
-    let matrix = match decoder.color_space() {
-        Space::Unspecified | Space::Reserved => ":min=bt2020nc",
-        _ => "",
-    };
-    format!(
-        "zscale=tin={transfer}{primaries}{matrix}:t=linear:npl=100:p=bt709,format=gbrpf32le,\
-         tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,"
-    )
-}
-
-/// `buffer → [transpose/flip for the rotation] → scale → [tone map] → format=yuv420p → [fps] →
-/// buffersink`. Without tone mapping an HDR picture would come out grey and washed out. Run
-/// after scaling, so a 4K source is tone-mapped at the output size.
-fn build_graph(
-    decoder: &decoder::Video,
-    time_base: Rational,
-    rotation: u32,
-    (width, height): (u32, u32),
-    fps_cap: Option<u32>,
-    tone_map: &str,
-) -> Result<filter::Graph, ffmpeg::Error> {
-    let turn = upright_filters(rotation);
-    let fps = fps_cap.map(|f| format!(",fps={f}")).unwrap_or_default();
-    let spec = format!("{turn}scale={width}:{height}:flags=bicubic,setsar=1,{tone_map}format=yuv420p{fps}");
-    libav::simple_graph(
-        "buffer",
-        &libav::buffer_args(decoder, time_base),
-        &spec,
-        "buffersink",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,29 +373,5 @@ mod tests {
         assert_eq!(bounded_size(8704, 64, &s), (1280, 10));
         assert_eq!(bounded_size(175, 99, &s), (176, 100));
         assert_eq!(bounded_size(1, 1, &s), (2, 2));
-    }
-
-    #[test]
-    fn span_counts_the_last_frame() {
-        let mut span = Span::default();
-        for i in 0..30 {
-            span.add(f64::from(i) / 30.0, 1.0 / 30.0);
-        }
-        assert!((span.seconds() - 1.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn an_unknown_last_duration_is_the_average_frame() {
-        let mut span = Span::default();
-        for i in (0..25).rev() {
-            span.add(f64::from(i) / 25.0, 0.0);
-        }
-        assert!((span.seconds() - 1.0).abs() < 1e-9);
-        let mut one = Span::default();
-        one.add(3.0, 0.0);
-        assert_eq!(one.seconds(), 0.0);
-        let mut one = Span::with_frame_rate(25.0);
-        one.add(3.0, 0.0);
-        assert!((one.seconds() - 0.04).abs() < 1e-9);
     }
 }
