@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::catalog::{Catalog, JobVerdict};
 use crate::config::Config;
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 use crate::ingest::spool::{new_job_id, JOB_SEPARATOR};
 use crate::ingest::watch::{self as watcher, WatchSettings};
 use crate::ingest::{Claim, Claimed, Spool, Went};
@@ -308,8 +308,7 @@ fn finish(spool: &Spool, job: &Claimed, verdict: &JobVerdict, keep: bool) {
 /// write its error file and a rejected record.
 async fn refuse(ctx: &Arc<Ctx>, spool: &Spool, name: &str, what: &str, moved_to: &std::path::Path) {
     let failure = Failure::new(
-        "not-a-regular-file",
-        Stage::Claim,
+        ErrorCode::NOT_A_REGULAR_FILE,
         format!("{name} is {what}; only regular files are taken (it was not followed or opened)"),
     );
     tracing::warn!(file = name, "{}", failure.message);
@@ -325,7 +324,7 @@ async fn refuse(ctx: &Arc<Ctx>, spool: &Spool, name: &str, what: &str, moved_to:
             ..Default::default()
         },
     );
-    record.error = Some(failure.clone().into());
+    record.error = Some(failure.clone());
     let (c, job_id, key) = (Arc::clone(ctx), new_job_id(), name.to_string());
     let committed = tokio::task::spawn_blocking(move || {
         c.catalog.commit(

@@ -15,7 +15,8 @@
 //! - [`records`]: the record format, the outbox drain and its sinks.
 //! - [`pipeline`]: one job, from input file to committed record.
 //! - [`daemon`]: `watch`: intake, concurrency, shutdown.
-//! - [`failure`]: the code/message/stage shape of every failure.
+//! - [`failure`]: the one shape of every failure (code, message, stage) and, in
+//!   [`failure::codes`], the table of every error code.
 //! - [`bench`]: `mediaspool bench` — size, speed and quality of profiles on inputs, and the CRF
 //!   search for a target SSIM.
 //!

@@ -65,18 +65,17 @@ pub enum BenchError {
 }
 
 impl BenchError {
-    /// A stable code for scripts.
-    pub fn code(&self) -> &'static str {
-        match self {
-            BenchError::NoInput(_) | BenchError::ReadInput { .. } => "no-input",
-            BenchError::NoProfile(_) | BenchError::NotVideo { .. } | BenchError::Profile { .. } => {
-                "bad-profile"
-            }
-            BenchError::Write { .. } | BenchError::Chart { .. } => "write-failed",
-            BenchError::Media { source, .. } => source.code(),
-            BenchError::Quality(_) => "quality-failed",
-            BenchError::Unreachable { .. } => "target-unreachable",
-        }
+    /// Whether the command line asked for something that is not there (exit code 2), rather
+    /// than a measurement failing.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            BenchError::NoInput(_)
+                | BenchError::ReadInput { .. }
+                | BenchError::NoProfile(_)
+                | BenchError::NotVideo { .. }
+                | BenchError::Profile { .. }
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::failure::Failure;
+use crate::failure::{ErrorCode, Failure};
 use crate::records::{MediaInfo, Record, SourceInfo, ThumbnailInfo};
 use crate::store::ObjectRef;
 
@@ -45,7 +45,7 @@ impl CatalogError {
     }
 
     pub fn failure(&self) -> Failure {
-        Failure::new("catalog-error", crate::failure::Stage::Catalog, self.to_string())
+        Failure::new(ErrorCode::CATALOG_ERROR, self.to_string())
     }
 }
 
@@ -342,9 +342,8 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::Stage;
     use crate::hash::ContentHash;
-    use crate::records::{ErrorInfo, Event};
+    use crate::records::Event;
 
     fn record(event: Event, name: &str, at: &str) -> Record {
         let hash = ContentHash::parse(&"ab".repeat(32)).unwrap();
@@ -359,11 +358,7 @@ mod tests {
         );
         r.processed_at = at.to_string();
         if event == Event::Rejected {
-            r.error = Some(ErrorInfo {
-                code: "timeout".into(),
-                message: "slow".into(),
-                stage: "worker".into(),
-            });
+            r.error = Some(Failure::new(ErrorCode::TIMEOUT, "slow"));
         }
         r
     }
@@ -411,7 +406,7 @@ mod tests {
         let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
         let hash = format!("blake3:{}", "ab".repeat(32));
         let failed = record(Event::Rejected, "m1", "2026-11-01T00:00:00Z");
-        let verdict = JobVerdict::Failed(Failure::new("timeout", Stage::Worker, "slow"));
+        let verdict = JobVerdict::Failed(Failure::new(ErrorCode::TIMEOUT, "slow"));
         c.commit("job-1", "m1", &failed, None, &verdict, &["ndjson"])
             .unwrap();
         assert!(

@@ -20,9 +20,10 @@ pub fn run(config: &Config, profiles: &ProfileSet, args: &BenchArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mediaspool: {e}");
-            match e.code() {
-                "no-input" | "bad-profile" => EXIT_USAGE,
-                _ => EXIT_SOME_FAILED,
+            if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_SOME_FAILED
             }
         }
     }

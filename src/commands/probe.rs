@@ -19,7 +19,7 @@ pub fn run(files: &[PathBuf]) -> u8 {
             }
             Err(e) => {
                 code = EXIT_SOME_FAILED;
-                serde_json::json!({"file": file.display().to_string(), "error": {"code": e.code(), "message": e.to_string()}})
+                serde_json::json!({"file": file.display().to_string(), "error": e.failure()})
             }
         };
         let _ = writeln!(out, "{value}");

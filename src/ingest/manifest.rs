@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::failure::{ErrorCode, Failure};
+
 /// A century: longer retention is not retention.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
@@ -42,8 +44,8 @@ pub enum ManifestError {
 }
 
 impl ManifestError {
-    pub fn code(&self) -> &'static str {
-        "bad-manifest"
+    pub fn failure(&self) -> Failure {
+        Failure::new(ErrorCode::BAD_MANIFEST, self.to_string())
     }
 }
 

@@ -124,11 +124,11 @@ pub enum Claim {
     },
 }
 
+/// `NAME.error.json`: the failure as records carry it, and when it happened.
 #[derive(Serialize)]
 struct ErrorFile<'a> {
-    code: &'a str,
-    message: &'a str,
-    stage: &'a str,
+    #[serde(flatten)]
+    failure: &'a Failure,
     at: String,
 }
 
@@ -437,9 +437,7 @@ impl Spool {
     /// Writes `failed/NAME.error.json` for something already moved to `failed/NAME`.
     pub fn write_error(&self, quarantined: &Path, failure: &Failure) -> std::io::Result<()> {
         let body = ErrorFile {
-            code: &failure.code,
-            message: &failure.message,
-            stage: failure.stage.as_str(),
+            failure,
             at: crate::records::now_rfc3339(),
         };
         let path = with_suffix(quarantined, ERROR_SUFFIX);
@@ -577,7 +575,7 @@ fn remove_if_there(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::Stage;
+    use crate::failure::ErrorCode;
 
     #[test]
     fn names_that_are_not_taken() {
@@ -616,7 +614,7 @@ mod tests {
     fn quarantine_writes_the_error_file_and_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        let failure = Failure::new("decode-error", Stage::Transcode, "corrupt at 1.00 s");
+        let failure = Failure::new(ErrorCode::DECODE_ERROR, "corrupt at 1.00 s");
         for _ in 0..2 {
             fs::write(spool.incoming.join("b.mp4"), b"y").unwrap();
             let Claim::Claimed(job) = spool.claim("b.mp4").unwrap() else {

@@ -1,6 +1,6 @@
 //! Why the media engine refused or failed a file, with a stable code per cause.
 
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 use crate::profile::MediaKind;
 
 /// Every way a file can fail in the engine. Messages are for a person deciding what to do.
@@ -65,54 +65,29 @@ pub enum MediaError {
 }
 
 impl MediaError {
-    /// The stable code written into records, error files and metrics.
-    pub fn code(&self) -> &'static str {
+    /// The stable code (and with it the stage) written into records and error files.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MediaError::EmptyFile => "empty-file",
-            MediaError::Unreadable { .. } => "unreadable",
-            MediaError::NoStream { .. } => "no-stream",
-            MediaError::TooLarge { .. } => "too-large",
-            MediaError::TooLong { .. } => "too-long",
-            MediaError::DimensionsTooLarge { .. } => "dimensions-too-large",
-            MediaError::TooManyStreams { .. } => "too-many-streams",
-            MediaError::WrongKind { .. } => "wrong-kind",
-            MediaError::Decode { .. } => "decode-error",
-            MediaError::ImageDecode { .. } => "image-decode-error",
-            MediaError::Encode { .. } => "encode-failed",
-            MediaError::Thumbnail { .. } => "thumbnail-failed",
-            MediaError::VerifyFailed { .. } => "verify-failed",
-            MediaError::DurationMismatch { .. } => "duration-mismatch",
-            MediaError::Io { .. } => "io-error",
+            MediaError::EmptyFile => ErrorCode::EMPTY_FILE,
+            MediaError::Unreadable { .. } => ErrorCode::UNREADABLE,
+            MediaError::NoStream { .. } => ErrorCode::NO_STREAM,
+            MediaError::TooLarge { .. } => ErrorCode::TOO_LARGE,
+            MediaError::TooLong { .. } => ErrorCode::TOO_LONG,
+            MediaError::DimensionsTooLarge { .. } => ErrorCode::DIMENSIONS_TOO_LARGE,
+            MediaError::TooManyStreams { .. } => ErrorCode::TOO_MANY_STREAMS,
+            MediaError::WrongKind { .. } => ErrorCode::WRONG_KIND,
+            MediaError::Decode { .. } => ErrorCode::DECODE_ERROR,
+            MediaError::ImageDecode { .. } => ErrorCode::IMAGE_DECODE_ERROR,
+            MediaError::Encode { .. } => ErrorCode::ENCODE_FAILED,
+            MediaError::Thumbnail { .. } => ErrorCode::THUMBNAIL_FAILED,
+            MediaError::VerifyFailed { .. } => ErrorCode::VERIFY_FAILED,
+            MediaError::DurationMismatch { .. } => ErrorCode::DURATION_MISMATCH,
+            MediaError::Io { .. } => ErrorCode::IO_ERROR,
         }
-    }
-
-    pub fn stage(&self) -> Stage {
-        match self {
-            MediaError::EmptyFile
-            | MediaError::Unreadable { .. }
-            | MediaError::NoStream { .. }
-            | MediaError::TooLarge { .. }
-            | MediaError::TooLong { .. }
-            | MediaError::DimensionsTooLarge { .. }
-            | MediaError::TooManyStreams { .. }
-            | MediaError::WrongKind { .. } => Stage::Probe,
-            MediaError::Decode { .. }
-            | MediaError::ImageDecode { .. }
-            | MediaError::Encode { .. }
-            | MediaError::Io { .. } => Stage::Transcode,
-            MediaError::Thumbnail { .. } => Stage::Thumbnail,
-            MediaError::VerifyFailed { .. } | MediaError::DurationMismatch { .. } => Stage::Verify,
-        }
-    }
-
-    /// Whether trying the same file again could succeed. Only local I/O trouble qualifies:
-    /// the same bytes through the same code give the same verdict.
-    pub fn retryable(&self) -> bool {
-        matches!(self, MediaError::Io { .. })
     }
 
     pub fn failure(&self) -> Failure {
-        Failure::new(self.code(), self.stage(), self.to_string())
+        Failure::new(self.code(), self.to_string())
     }
 
     pub fn io(context: &str, e: impl std::fmt::Display) -> MediaError {
@@ -153,6 +128,7 @@ pub fn format_position(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Stage;
 
     #[test]
     fn codes_and_messages_name_the_cause() {
@@ -161,13 +137,13 @@ mod tests {
             detail: "Invalid data".into(),
             errors: 2,
         };
-        assert_eq!(e.code(), "decode-error");
-        assert_eq!(e.stage(), Stage::Transcode);
+        assert_eq!(e.code(), ErrorCode::DECODE_ERROR);
+        assert_eq!(e.code().stage(), Stage::Transcode);
         assert_eq!(
             e.to_string(),
             "corrupt or truncated data at 3.20 s: Invalid data (2 decode error(s) in all)"
         );
-        assert!(!e.retryable());
+        assert!(!e.code().retryable());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{blocking, read_failure, Ctx, Facts, ManifestSource, Rejection};
 use crate::catalog::JobVerdict;
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 use crate::ingest::manifest::{sha256_matches, Manifest, ManifestError};
 
 /// Reads (or, once the media work is done, waits for) the manifest. A manifest that does not
@@ -32,8 +32,7 @@ pub(super) async fn load_manifest(
                 Ok(false) => return Ok(()),
                 Err(e) => {
                     return Err(Failure::new(
-                        "io-error",
-                        Stage::Manifest,
+                        ErrorCode::MANIFEST_UNREADABLE,
                         format!("cannot take the manifest: {e}"),
                     )
                     .into())
@@ -46,8 +45,7 @@ pub(super) async fn load_manifest(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
             return Err(Failure::new(
-                "io-error",
-                Stage::Manifest,
+                ErrorCode::MANIFEST_UNREADABLE,
                 format!("cannot read the manifest: {e}"),
             )
             .into())
@@ -60,7 +58,7 @@ pub(super) async fn load_manifest(
             tokio::time::sleep(Duration::from_millis(25)).await;
             return Box::pin(reload(source, facts)).await;
         }
-        Err(e) => return Err(Failure::new(e.code(), Stage::Manifest, e.to_string()).into()),
+        Err(e) => return Err(e.failure().into()),
     };
     facts.manifest = Some(manifest);
     facts.manifest_checked = false;
@@ -97,8 +95,7 @@ pub(super) async fn check_manifest(
             .map_err(|e| read_failure(&e))?;
         if !matches {
             return Err(Failure::new(
-                "checksum-mismatch",
-                Stage::Manifest,
+                ErrorCode::CHECKSUM_MISMATCH,
                 "the file's SHA-256 differs from the manifest's sha256: the download is corrupt or incomplete",
             )
             .into());
@@ -107,8 +104,7 @@ pub(super) async fn check_manifest(
     if ctx.config.policy.require_consent && manifest.as_ref().and_then(|m| m.consent) != Some(true) {
         return Err(Rejection {
             failure: Failure::new(
-                "no-consent",
-                Stage::Policy,
+                ErrorCode::NO_CONSENT,
                 "policy.require_consent is set and the manifest does not say consent: true; the file was deleted",
             ),
             verdict: JobVerdict::Removed,

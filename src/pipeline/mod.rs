@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::catalog::{Catalog, CatalogError, JobVerdict, StoredMedia};
 use crate::config::{Config, OtherRoute};
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 use crate::hash::{hash_file, ContentHash};
 use crate::ingest::manifest::Manifest;
 use crate::media::Probe;
@@ -214,7 +214,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
         Err(Stop::Reject(rejection)) => {
             tracing::info!(file = %input.file_name, code = %rejection.failure.code, "rejected: {}", rejection.failure.message);
             let mut record = base_record(Event::Rejected, &facts);
-            record.error = Some(rejection.failure.into());
+            record.error = Some(rejection.failure);
             (record, rejection.verdict, None)
         }
     };
@@ -250,8 +250,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     if !meta.is_file() {
         // Swapped for a link or a FIFO after it was claimed: never followed or opened.
         return Err(Failure::new(
-            "not-a-regular-file",
-            Stage::Claim,
+            ErrorCode::NOT_A_REGULAR_FILE,
             format!(
                 "{} is no longer a regular file; it was not followed or opened",
                 input.file_name
@@ -268,8 +267,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     let limit = ctx.config.policy.max_input_bytes.as_u64();
     if bytes > limit {
         return Err(Failure::new(
-            "too-large",
-            Stage::Policy,
+            ErrorCode::TOO_LARGE,
             format!("{bytes} bytes is over policy.max_input_bytes ({limit} bytes)"),
         )
         .into());
@@ -299,8 +297,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
         .tempdir_in(&ctx.scratch)
         .map_err(|e| {
             Failure::new(
-                "io-error",
-                Stage::Claim,
+                ErrorCode::WORK_DIR_ERROR,
                 format!("cannot create a work directory: {e}"),
             )
         })?;
@@ -359,10 +356,11 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
             rendition,
         } => {
             describe_source(facts, &probe);
-            let profile =
-                ctx.profiles.get(&profile).cloned().ok_or_else(|| {
-                    Failure::new("no-profile", Stage::Route, format!("no profile {profile:?}"))
-                })?;
+            let profile = ctx
+                .profiles
+                .get(&profile)
+                .cloned()
+                .ok_or_else(|| Failure::new(ErrorCode::NO_PROFILE, format!("no profile {profile:?}")))?;
             Ok(store_rendition(ctx, &path, &probe, &profile, rendition, facts).await?)
         }
     }
@@ -378,7 +376,7 @@ async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<M
             Err(e) => {
                 let (id, name) = (job_id.to_string(), request.file_name.clone());
                 let attempts = blocking(ctx, move |c| c.catalog.count_attempt(&id, &name)).await?;
-                tracing::warn!(file = %request.file_name, attempts, code = e.code(), "worker failed: {e}");
+                tracing::warn!(file = %request.file_name, attempts, code = %e.code(), "worker failed: {e}");
                 if attempts >= MAX_ATTEMPTS {
                     let mut failure = e.failure();
                     failure.message = format!("{} (after {attempts} attempts)", failure.message);
@@ -501,5 +499,5 @@ fn base_record(event: Event, facts: &Facts) -> Record {
 }
 
 fn read_failure(e: &std::io::Error) -> Rejection {
-    Failure::new("read-error", Stage::Hash, format!("cannot read the input: {e}")).into()
+    Failure::new(ErrorCode::READ_ERROR, format!("cannot read the input: {e}")).into()
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{base_record, blocking, Ctx, Facts, NewMedia, Rejection};
 use crate::catalog::{JobVerdict, StoredMedia};
 use crate::config::OtherRoute;
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 use crate::hash::ContentHash;
 use crate::media::{Probe, Rendition};
 use crate::profile::{MediaKind, Profile};
@@ -32,7 +32,7 @@ pub(super) async fn store_rendition(
         put_rendition(c, &hash, &profile_for_store, &input, &rendition)
     })
     .await
-    .map_err(|e| Failure::new(e.code(), Stage::Store, e.to_string()))?;
+    .map_err(|e| e.failure())?;
     record.media = Some(MediaInfo {
         kind: probe.kind.as_str().to_string(),
         ..media
@@ -107,8 +107,7 @@ pub(super) async fn store_as_is(
 ) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
     if ctx.config.routing.other == OtherRoute::Reject {
         return Err(Failure::new(
-            "unsupported-kind",
-            Stage::Route,
+            ErrorCode::UNSUPPORTED_KIND,
             format!(
                 "not audio, video or an image ({}), and routing.other = \"reject\"",
                 probe.mime
@@ -122,7 +121,7 @@ pub(super) async fn store_as_is(
         c.store.put_file(&keys::original(&prefix, &hash), &input)
     })
     .await
-    .map_err(|e| Failure::new(e.code(), Stage::Store, e.to_string()))?;
+    .map_err(|e| e.failure())?;
     let mut record = base_record(Event::Stored, facts);
     record.media = Some(MediaInfo {
         kind: MediaKind::Other.as_str().to_string(),

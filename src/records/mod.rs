@@ -10,4 +10,4 @@ pub mod outbox;
 mod record;
 
 pub use ndjson::NdjsonSink;
-pub use record::{now_rfc3339, Crm, ErrorInfo, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};
+pub use record::{now_rfc3339, Crm, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};

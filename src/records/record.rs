@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::failure::Failure;
 use crate::hash::ContentHash;
 use crate::store::ObjectRef;
 
@@ -47,7 +48,7 @@ pub struct Record {
     pub retention_until: Option<String>,
     pub extra: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Failure>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -89,23 +90,6 @@ pub struct Crm {
     pub message_id: Option<String>,
     pub channel: Option<String>,
     pub tags: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    pub code: String,
-    pub message: String,
-    pub stage: String,
-}
-
-impl From<crate::failure::Failure> for ErrorInfo {
-    fn from(f: crate::failure::Failure) -> ErrorInfo {
-        ErrorInfo {
-            code: f.code,
-            message: f.message,
-            stage: f.stage.as_str().to_string(),
-        }
-    }
 }
 
 impl Record {

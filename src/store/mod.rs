@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use local::LocalStore;
 
 use crate::config::{StoreConfig, StoreKind};
+use crate::failure::{ErrorCode, Failure};
 
 /// A stored object as a record names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,11 +31,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::Io { .. } => "store-io",
-            StoreError::Unavailable(_) => "store-unavailable",
+            StoreError::Io { .. } => ErrorCode::STORE_IO,
+            StoreError::Unavailable(_) => ErrorCode::STORE_UNAVAILABLE,
         }
+    }
+
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.code(), self.to_string())
     }
 }
 

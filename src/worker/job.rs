@@ -4,7 +4,7 @@
 //! once the kind and declared duration are known. Never fails and never panics on bad input:
 //! every problem is a `Failed` outcome with its code. Blocking and CPU-heavy.
 
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 use crate::media::{self, Probe};
 use crate::profile::{MediaKind, ProfileSet};
 
@@ -38,8 +38,7 @@ pub fn run(
     };
     let Some(profile) = profiles.get(&name) else {
         let failure = Failure::new(
-            "no-profile",
-            Stage::Route,
+            ErrorCode::NO_PROFILE,
             format!("routing names profile {name:?}, which does not exist"),
         );
         return MediaOutcome::Failed {

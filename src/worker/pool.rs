@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
 use super::{MediaOutcome, Message, Request, Setup};
-use crate::failure::{Failure, Stage};
+use crate::failure::{ErrorCode, Failure};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -39,17 +39,17 @@ pub enum WorkerError {
 }
 
 impl WorkerError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            WorkerError::Crashed(_) => "worker-crashed",
-            WorkerError::Timeout(_) => "timeout",
-            WorkerError::OutOfMemory(_) => "out-of-memory",
-            WorkerError::Spawn(_) => "worker-unavailable",
+            WorkerError::Crashed(_) => ErrorCode::WORKER_CRASHED,
+            WorkerError::Timeout(_) => ErrorCode::TIMEOUT,
+            WorkerError::OutOfMemory(_) => ErrorCode::OUT_OF_MEMORY,
+            WorkerError::Spawn(_) => ErrorCode::WORKER_UNAVAILABLE,
         }
     }
 
     pub fn failure(&self) -> Failure {
-        Failure::new(self.code(), Stage::Worker, self.to_string())
+        Failure::new(self.code(), self.to_string())
     }
 }
 

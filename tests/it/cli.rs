@@ -155,6 +155,7 @@ fn probe_prints_json_per_file_and_flags_failures() {
         .iter()
         .any(|s| s["kind"] == "cover"));
     assert_eq!(lines[1]["error"]["code"], "empty-file");
+    assert_documented(&lines[1]["error"]);
 }
 
 /// Integrated loudness (LUFS) of a file, by FFmpeg's ebur128 filter in the CLI.

@@ -1,8 +1,10 @@
 //! Helpers for the integration tests: run the real binary in a scratch directory, read its
 //! records, and check outputs with the ffmpeg/ffprobe CLI (an independent decoder).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -93,11 +95,48 @@ impl Scratch {
     }
 }
 
+/// The records of an NDJSON file; each rejection's code must be one the README lists, at the
+/// stage it lists.
 pub fn read_records(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    let records: Vec<Value> = text
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record line {l}: {e}")))
-        .collect()
+        .collect();
+    for error in records.iter().map(|r| &r["error"]).filter(|e| !e.is_null()) {
+        assert_documented(error);
+    }
+    records
+}
+
+/// Panics unless the README's error-code table lists `error`'s code at `error`'s stage.
+pub fn assert_documented(error: &Value) {
+    static TABLE: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+        let section = readme
+            .split_once("<!-- error codes")
+            .and_then(|(_, rest)| rest.split_once("<!-- end of error codes"))
+            .expect("README has an error-code table")
+            .0;
+        section
+            .lines()
+            .filter_map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code.to_string(), cells.get(2)?.to_string()))
+            })
+            .collect()
+    });
+    let code = error["code"].as_str().unwrap_or_default();
+    let stage = table
+        .get(code)
+        .unwrap_or_else(|| panic!("error code {code:?} is not in the README's table: {error}"));
+    assert_eq!(
+        error["stage"].as_str(),
+        Some(stage.as_str()),
+        "the README lists {code} at stage {stage}: {error}"
+    );
 }
 
 pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Output {
