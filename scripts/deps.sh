@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, if missing, the Debian 12 packages mediaspool needs to build and test:
 # FFmpeg's development libraries (ffmpeg-next links them), clang/libclang for bindgen,
-# pkg-config, and the tools the tests and fixtures use (ffmpeg CLI, espeak-ng).
+# pkg-config, and the tools the tests and fixtures use (ffmpeg CLI, espeak-ng; bash, zsh and
+# fish to check the completion scripts, groff to render the manual pages).
 # Idempotent: does nothing when everything is there.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
   libswscale-dev libswresample-dev
   ffmpeg espeak-ng
+  bash zsh fish groff-base
 )
 
 missing=()

@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "mediaspool",
     version,
-    about = "Media optimisation and transcoding daemon: spool in, verified MP3/MP4 and CRM records out"
+    about = "Media optimisation and transcoding daemon: spool in, verified MP3/MP4 and CRM records out",
+    after_help = examples::MEDIASPOOL
 )]
 pub struct Cli {
     /// Configuration file (default ./mediaspool.toml; no file means all defaults).
@@ -19,9 +20,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
-    /// More detail in logs (-v info, -vv debug, -vvv debug from libraries too); MEDIASPOOL_LOG=... overrides.
+    /// More detail in logs (-v mediaspool's debug lines, -vv the libraries' too); MEDIASPOOL_LOG=... overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Warnings and errors only: no start, per-job or stop lines, no summary, no progress bar.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -37,18 +42,26 @@ pub enum LogFormat {
 pub enum Command {
     /// Print what each file is, by content: kind, container, streams, codecs, duration,
     /// dimensions, rotation (one JSON object per line).
+    #[command(after_help = examples::PROBE)]
     Probe {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run the whole pipeline once on the given files: one record per file in the outbox.
+    /// Run the whole pipeline once on the given files: one record per file in the outbox, and a
+    /// summary on stderr.
+    #[command(after_help = examples::PROCESS)]
     Process {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also print each record on stdout (one JSON object per line), as its file is done.
+        #[arg(long)]
+        json: bool,
     },
     /// The daemon: take files from the spool until SIGINT/SIGTERM.
+    #[command(after_help = examples::WATCH)]
     Watch,
     /// Search the catalog; prints matching records as NDJSON.
+    #[command(after_help = examples::QUERY)]
     Query {
         #[arg(long, value_name = "ID")]
         customer: Option<String>,
@@ -67,10 +80,29 @@ pub enum Command {
         until: Option<String>,
     },
     /// Validate configuration and profiles, and reach the store and sinks.
+    #[command(after_help = examples::CHECK)]
     Check,
     /// Compare profiles on inputs: size, ratio, bitrate, speed and quality (SSIM/PSNR for video
     /// and pictures, SNR/log-spectral distance for audio), as a table, JSON, CSV or a chart.
+    #[command(after_help = examples::BENCH)]
     Bench(BenchArgs),
+    /// Print a shell completion script for SHELL on stdout.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of mediaspool, or of one of its commands, on stdout; or
+    /// write every page into a directory.
+    #[command(after_help = examples::MAN)]
+    Man {
+        /// The command whose page to print (default: mediaspool's own).
+        #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+        command: Option<String>,
+        /// Write mediaspool.1 and one mediaspool-COMMAND.1 per command into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// A media worker (started by the daemon; speaks JSON lines on stdin/stdout).
     #[command(hide = true)]
     Worker,
@@ -111,4 +143,53 @@ pub struct BenchArgs {
     /// Length of each sample, seconds (a sample ends on the keyframe after it).
     #[arg(long, default_value_t = 4.0)]
     pub sample_seconds: f64,
+}
+
+/// The examples each command's `--help` ends with (and its manual page shows).
+pub mod examples {
+    pub const MEDIASPOOL: &str = "\
+Examples:
+  mediaspool watch                       # the daemon on ./spool with the defaults
+  mediaspool -c /etc/mediaspool.toml check";
+
+    pub const PROBE: &str = "\
+Examples:
+  mediaspool probe voice.ogg clip.mp4
+  mediaspool probe clip.mp4 | jq .streams";
+
+    pub const PROCESS: &str = "\
+Examples:
+  mediaspool process inbox/*.ogg                     # summary on stderr, records in the outbox
+  mediaspool process --json clip.mp4 > records.ndjson";
+
+    pub const WATCH: &str = "\
+Examples:
+  mediaspool watch                                   # ./spool, ./media, ./mediaspool.db, ./records.ndjson
+  mediaspool watch -c /etc/mediaspool.toml -q        # warnings and errors only";
+
+    pub const QUERY: &str = "\
+Examples:
+  mediaspool query --customer c-42 --kind audio
+  mediaspool query --tag product-issue --since 2026-11-01 --until 2026-11-30";
+
+    pub const CHECK: &str = "\
+Examples:
+  mediaspool check
+  mediaspool check -c staging.toml";
+
+    pub const BENCH: &str = "\
+Examples:
+  mediaspool bench --profile voice --profile music notes/
+  mediaspool bench --target-ssim 0.95 clip.mp4";
+
+    pub const COMPLETIONS: &str = "\
+Examples:
+  mediaspool completions bash > /etc/bash_completion.d/mediaspool
+  mediaspool completions zsh > \"${fpath[1]}/_mediaspool\"
+  mediaspool completions fish > ~/.config/fish/completions/mediaspool.fish";
+
+    pub const MAN: &str = "\
+Examples:
+  mediaspool man | man -l -
+  mediaspool man --dir /usr/local/share/man/man1";
 }

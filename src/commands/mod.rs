@@ -3,6 +3,8 @@
 
 mod bench;
 mod check;
+mod completions;
+mod man;
 mod probe;
 mod process;
 mod query;
@@ -19,9 +21,13 @@ pub const EXIT_SOME_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(cli.log_format, cli.verbose);
-    if let Command::Worker = cli.command {
-        return ExitCode::from(crate::worker::child::run());
+    init_logging(cli.log_format, cli.verbose, cli.quiet);
+    // Commands that need no configuration.
+    match &cli.command {
+        Command::Worker => return ExitCode::from(crate::worker::child::run()),
+        Command::Completions { shell } => return ExitCode::from(completions::run(*shell)),
+        Command::Man { command, dir } => return ExitCode::from(man::run(command.as_deref(), dir.as_deref())),
+        _ => {}
     }
     let loaded = load(&cli);
     let code = match (&cli.command, loaded) {
@@ -31,7 +37,13 @@ pub fn run(cli: Cli) -> ExitCode {
             EXIT_USAGE
         }
         (Command::Probe { files }, Ok(_)) => probe::run(files),
-        (Command::Process { files }, Ok((config, profiles))) => process::run(config, profiles, files),
+        (Command::Process { files, json }, Ok((config, profiles))) => {
+            let report = process::Report {
+                json: *json,
+                summary: !cli.quiet,
+            };
+            process::run(config, profiles, files, report)
+        }
         (Command::Watch, Ok((config, profiles))) => watch::run(config, profiles),
         (
             Command::Query {
@@ -66,7 +78,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        (Command::Worker, _) => unreachable!("handled above"),
+        (Command::Worker | Command::Completions { .. } | Command::Man { .. }, _) => {
+            unreachable!("handled above")
+        }
         (Command::Bench(args), Ok((config, profiles))) => bench::run(&config, &profiles, args),
     };
     ExitCode::from(code)
@@ -80,18 +94,21 @@ fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
     Ok((config, profiles))
 }
 
-fn init_logging(format: LogFormat, verbose: u8) {
+fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    // More detail is mediaspool's own; the libraries' (symphonia's stream notes…) only at -vvv.
-    let default = match verbose {
-        0 => "warn",
-        1 => "warn,mediaspool=info",
-        2 => "warn,mediaspool=debug",
-        _ => "debug",
+    // mediaspool's own lines at info (the daemon's start, per-job and stop lines); more detail
+    // is mediaspool's own first, the libraries' (symphonia's stream notes…) only at -vv.
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "warn,mediaspool=info",
+        (false, 1) => "warn,mediaspool=debug",
+        (false, _) => "debug",
     };
     let filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal: a log file or journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

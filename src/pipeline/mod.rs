@@ -212,7 +212,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
         Ok(done) => done,
         Err(Stop::Catalog(e)) => return Err(e),
         Err(Stop::Reject(rejection)) => {
-            tracing::info!(file = %input.file_name, code = %rejection.failure.code, "rejected: {}", rejection.failure.message);
+            tracing::debug!(file = %input.file_name, code = %rejection.failure.code, "rejected: {}", rejection.failure.message);
             let mut record = base_record(Event::Rejected, &facts);
             record.error = Some(rejection.failure);
             (record, rejection.verdict, None)
@@ -230,7 +230,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
     drop(facts.same_bytes.take());
     ctx.committed.notify_one();
     if let Some(m) = record.media.as_ref() {
-        tracing::info!(
+        tracing::debug!(
             file = %input.file_name, event = record.event.as_str(), kind = %m.kind, profile = ?m.profile,
             duration_ms = ?m.duration_ms, bytes = m.bytes, "done"
         );
@@ -333,7 +333,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     if let MediaOutcome::Rendered { probe, profile, .. } = &outcome {
         let wanted = ctx.config.routing.profile_for(probe.kind, &tags, &ctx.profiles);
         if tags != request.tags && wanted.as_ref() != Some(profile) {
-            tracing::info!(file = %input.file_name, "late manifest routes to another profile; rendering again");
+            tracing::debug!(file = %input.file_name, "late manifest routes to another profile; rendering again");
             request.tags = tags;
             outcome = run_worker(ctx, &input.job_id, &request).await?;
         }
@@ -412,7 +412,7 @@ async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &Facts) -> Result<Optio
     let Some(previous) = blocking(ctx, move |c| c.catalog.record_of_message(&key, &h)).await? else {
         return Ok(None);
     };
-    tracing::info!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
+    tracing::debug!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
     Ok(Some((previous, JobVerdict::Done, None)))
 }
 
@@ -446,7 +446,7 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
         facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
         return Box::pin(duplicate(ctx, input, facts)).await;
     }
-    tracing::info!(file = %input.file_name, first = %stored.first_record_id, "duplicate");
+    tracing::debug!(file = %input.file_name, first = %stored.first_record_id, "duplicate");
     let mut record = base_record(Event::Duplicate, facts);
     record.duplicate_of = Some(stored.first_record_id.clone());
     record.media = Some(stored.media.clone());

@@ -8,6 +8,8 @@
 mod ndjson;
 pub mod outbox;
 mod record;
+mod tally;
 
 pub use ndjson::NdjsonSink;
 pub use record::{now_rfc3339, Crm, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};
+pub use tally::Tally;

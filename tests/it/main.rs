@@ -8,3 +8,4 @@ mod corpus;
 mod daemon;
 mod fixtures;
 mod spool_support;
+mod terminal;
