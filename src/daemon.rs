@@ -7,16 +7,20 @@
 //! resumed first. On shutdown, intake stops at once, in-flight jobs get `spool.shutdown_grace`
 //! to finish, and whatever is still running is stopped and put back into `incoming/`; the
 //! outbox is drained one last time. Nothing is lost either way.
+//!
+//! [`run`] is three steps of a `Daemon`: `start` (open, resume), `serve` (take files in
+//! until the shutdown trigger) and `stop`. Each job runs in its own task, with what it shares
+//! in `Jobs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
-use crate::catalog::{Catalog, JobVerdict};
+use crate::catalog::{Catalog, CatalogError, JobVerdict};
 use crate::config::Config;
 use crate::failure::{ErrorCode, Failure};
 use crate::ingest::spool::{new_job_id, JOB_SEPARATOR};
@@ -38,11 +42,11 @@ pub enum DaemonError {
     Setup(String),
 }
 
-/// A job waiting for a slot: a name still in `incoming/`, or one already in `work/`.
-enum Pending {
-    Name(String),
-    Claimed(Claimed),
-}
+/// Tries of a job whose catalog error does not pass before it is quarantined.
+const MAX_CATALOG_TRIES: u32 = 3;
+
+/// How long a job whose catalog call failed waits, still in `work/`, before it is tried again.
+const CATALOG_RETRY: Duration = Duration::from_secs(5);
 
 /// Builds the shared job context from configuration (store, catalog, workers).
 pub fn context(
@@ -81,179 +85,329 @@ pub async fn run(
     profiles: ProfileSet,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let spool_dir = config.spool.dir.display().to_string();
-    let spool_err = |source| DaemonError::Spool {
-        path: spool_dir.clone(),
-        source,
-    };
-    let spool = Spool::open(&config.spool.dir).map_err(spool_err)?;
-    spool.clear_abandoned_scratch();
-    let jobs = config.spool.effective_jobs();
-    let shutdown_grace = config.spool.shutdown_grace;
-    let manifest_grace = config.spool.manifest_grace;
-    let keep_originals = config.spool.keep_originals;
-    let settings = WatchSettings {
-        mode: config.spool.watch,
-        quiet_period: config.spool.quiet_period,
-        rescan_interval: config.spool.rescan_interval,
-    };
-    let sinks = Arc::new(sinks(&config)?);
-    let ctx = Arc::new(context(config, profiles, spool.scratch_root())?);
-    settle_orphan_manifests(&ctx, &spool, keep_originals);
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // The outbox drains until every job has ended: its own stop comes last.
-    let (drained_tx, drained_rx) = watch::channel(false);
-    let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), Arc::clone(&sinks), drained_rx));
-    let mut names = watcher::start(&spool, settings, stop_rx.clone())
-        .map_err(|e| DaemonError::Setup(format!("watch: {e}")))?;
-
-    let mut queue: VecDeque<Pending> = VecDeque::new();
-    let mut queued: HashSet<String> = HashSet::new();
-    let resumed = spool.in_work().map_err(spool_err)?;
-    if !resumed.is_empty() {
-        tracing::info!(jobs = resumed.len(), "resuming jobs left in work/");
-    }
-    queue.extend(resumed.into_iter().map(Pending::Claimed));
-
-    let slots = Arc::new(Semaphore::new(jobs));
-    let running: Arc<Mutex<HashMap<String, Claimed>>> = Arc::default();
-    // Tries of jobs whose catalog error is not one that passes.
-    let catalog_failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Claimed>();
-    tracing::info!(spool = %spool.root.display(), jobs, "watching");
-    tokio::pin!(shutdown);
-
-    loop {
-        // Finished tasks are reaped as they end, so the set does not grow.
-        while tasks.try_join_next().is_some() {}
-        let idle = queue.is_empty();
-        let next_slot = async {
-            if idle {
-                std::future::pending::<()>().await;
-            }
-            Arc::clone(&slots)
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed")
-        };
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some(name) = names.recv() => {
-                if queued.insert(name.clone()) {
-                    queue.push_back(Pending::Name(name));
-                }
-            }
-            Some(job) = retry_rx.recv() => queue.push_back(Pending::Claimed(job)),
-            permit = next_slot => {
-                let Some(pending) = queue.pop_front() else { continue };
-                let job = match pending {
-                    Pending::Claimed(job) => job,
-                    Pending::Name(name) => {
-                        queued.remove(&name);
-                        match spool.claim(&name) {
-                            Ok(Claim::Claimed(job)) => job,
-                            Ok(Claim::Gone) => continue,
-                            Ok(Claim::Refused { name, what, moved_to }) => {
-                                refuse(&ctx, &spool, &name, what, &moved_to).await;
-                                continue;
-                            }
-                            Err(e) => {
-                                tracing::warn!(file = %name, error = %e, "cannot claim");
-                                continue;
-                            }
-                        }
-                    }
-                };
-                running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.job_id.clone(), job.clone());
-                let (ctx, spool, running, retry) = (Arc::clone(&ctx), spool.clone(), Arc::clone(&running), retry_tx.clone());
-                let catalog_failures = Arc::clone(&catalog_failures);
-                tasks.spawn(async move {
-                    let input = JobInput {
-                        job_id: job.job_id.clone(),
-                        path: job.path.clone(),
-                        file_name: job.name.clone(),
-                        manifest: ManifestSource::Spool { spool: Box::new(spool.clone()), job: job.clone(), deadline: Instant::now() + manifest_grace },
-                        permit: Some(permit),
-                    };
-                    let again = match pipeline::run(&ctx, input).await {
-                        Ok(result) => {
-                            finish(&spool, &job, &result.verdict, keep_originals);
-                            catalog_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
-                            false
-                        }
-                        Err(e) if e.is_transient() => {
-                            tracing::error!(file = %job.name, error = %e, "catalog failed; trying again in 5 s");
-                            true
-                        }
-                        Err(e) => {
-                            let tries = {
-                                let mut failures = catalog_failures.lock().unwrap_or_else(|p| p.into_inner());
-                                let tries = failures.entry(job.job_id.clone()).or_default();
-                                *tries += 1;
-                                *tries
-                            };
-                            if tries < MAX_CATALOG_TRIES {
-                                tracing::error!(file = %job.name, error = %e, tries, "catalog failed; trying again in 5 s");
-                                true
-                            } else {
-                                // It will not pass: quarantined with the reason, for an operator.
-                                tracing::error!(file = %job.name, error = %e, "catalog failed {tries} times; quarantined without a record");
-                                finish(&spool, &job, &JobVerdict::Failed(e.failure()), keep_originals);
-                                catalog_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
-                                false
-                            }
-                        }
-                    };
-                    running.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.job_id);
-                    if again {
-                        // Still in work/: a stop in the meantime resumes it at the next start.
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                        let _ = retry.send(job);
-                    }
-                });
-            }
-        }
-    }
-
-    while tasks.try_join_next().is_some() {}
-    tracing::info!(in_flight = tasks.len(), "stopping: no new files taken");
-    let _ = stop_tx.send(true);
-    let deadline = tokio::time::sleep(shutdown_grace);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = tasks.join_next() => if next.is_none() { break },
-            _ = &mut deadline => {
-                let left: Vec<Claimed> = running.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-                tracing::warn!(jobs = left.len(), "shutdown grace over; putting unfinished jobs back");
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
-                for job in left {
-                    if let Err(e) = spool.put_back(&job) {
-                        tracing::error!(file = %job.name, error = %e, "cannot put back; it stays in work/ and resumes at next start");
-                    }
-                }
-                break;
-            }
-        }
-    }
-    ctx.workers.shutdown().await;
-    let _ = drained_tx.send(true);
-    let _ = drainer.await;
-    tracing::info!("stopped");
+    let mut daemon = Daemon::start(config, profiles)?;
+    daemon.serve(shutdown).await;
+    daemon.stop().await;
     Ok(())
 }
 
-/// Tries of a job whose catalog error does not pass before it is quarantined.
-const MAX_CATALOG_TRIES: u32 = 3;
+/// The running daemon: the intake, the job slots and what shutdown needs to stop them.
+struct Daemon {
+    /// What every job task shares with the daemon (context, spool, jobs in flight).
+    jobs: Arc<Jobs>,
+    /// One permit per job slot (`spool.jobs`): the CPU-bound media work is bounded by it,
+    /// and a name is claimed from `incoming/` only once a permit is free, so the spool stays
+    /// the queue. A job gives its permit back as soon as its media work is done.
+    slots: Arc<Semaphore>,
+    /// What waits for a slot, oldest first: names the watcher reported, jobs found in `work/`
+    /// at start, jobs whose catalog call failed.
+    queue: VecDeque<Pending>,
+    /// The names in `queue`: a file reported by both an event and a rescan is queued once.
+    queued: HashSet<String>,
+    /// New names in `incoming/`, from the watcher (events and rescans).
+    names: mpsc::UnboundedReceiver<String>,
+    /// Where the retry timers deliver: a job whose catalog call failed comes back here after
+    /// [`CATALOG_RETRY`].
+    retries: mpsc::UnboundedReceiver<Claimed>,
+    /// The job tasks, reaped as they end; what shutdown waits for, then aborts.
+    tasks: JoinSet<()>,
+    /// Stops the watcher: the first step of shutdown, so no new file is taken.
+    stop_intake: watch::Sender<bool>,
+    /// Stops the outbox drain: the last step of shutdown, once every job has ended, so every
+    /// committed record is delivered.
+    stop_drain: watch::Sender<bool>,
+    /// The task draining the outbox into the sinks.
+    drainer: JoinHandle<()>,
+}
+
+/// A job waiting for a slot: a name still in `incoming/`, or one already in `work/`.
+enum Pending {
+    Name(String),
+    Claimed(Claimed),
+}
+
+/// What every job task shares with the daemon.
+struct Jobs {
+    ctx: Arc<Ctx>,
+    spool: Spool,
+    /// Jobs in flight, by id: what shutdown puts back into `incoming/` when the grace is over.
+    running: Mutex<HashMap<String, Claimed>>,
+    /// Tries so far, by job id, of jobs whose catalog error is not one that passes.
+    catalog_failures: Mutex<HashMap<String, u32>>,
+    /// Sends a job back to the daemon's queue (see `Daemon::retries`).
+    retry: mpsc::UnboundedSender<Claimed>,
+}
+
+impl Daemon {
+    /// Opens the spool, builds the job context, starts the outbox drain and the watcher, and
+    /// queues what `work/` holds.
+    fn start(config: Config, profiles: ProfileSet) -> Result<Daemon, DaemonError> {
+        let spool_dir = config.spool.dir.display().to_string();
+        let spool_err = |source| DaemonError::Spool {
+            path: spool_dir.clone(),
+            source,
+        };
+        let spool = Spool::open(&config.spool.dir).map_err(spool_err)?;
+        spool.clear_abandoned_scratch();
+        let slots = config.spool.effective_jobs();
+        let settings = WatchSettings {
+            mode: config.spool.watch,
+            quiet_period: config.spool.quiet_period,
+            rescan_interval: config.spool.rescan_interval,
+        };
+        let sinks = Arc::new(sinks(&config)?);
+        let ctx = Arc::new(context(config, profiles, spool.scratch_root())?);
+        settle_orphan_manifests(&ctx, &spool);
+
+        let (stop_drain, drain_stopped) = watch::channel(false);
+        let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), sinks, drain_stopped));
+        let (stop_intake, intake_stopped) = watch::channel(false);
+        let names = watcher::start(&spool, settings, intake_stopped)
+            .map_err(|e| DaemonError::Setup(format!("watch: {e}")))?;
+        let resumed = spool.in_work().map_err(spool_err)?;
+        if !resumed.is_empty() {
+            tracing::info!(jobs = resumed.len(), "resuming jobs left in work/");
+        }
+        tracing::info!(spool = %spool.root.display(), jobs = slots, "watching");
+        let (retry, retries) = mpsc::unbounded_channel();
+        Ok(Daemon {
+            jobs: Arc::new(Jobs {
+                ctx,
+                spool,
+                running: Mutex::default(),
+                catalog_failures: Mutex::default(),
+                retry,
+            }),
+            slots: Arc::new(Semaphore::new(slots)),
+            queue: resumed.into_iter().map(Pending::Claimed).collect(),
+            queued: HashSet::new(),
+            names,
+            retries,
+            tasks: JoinSet::new(),
+            stop_intake,
+            stop_drain,
+            drainer,
+        })
+    }
+
+    /// Takes files in, one per free slot, until `shutdown` completes.
+    async fn serve(&mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            // Finished tasks are reaped as they end, so the set does not grow.
+            while self.tasks.try_join_next().is_some() {}
+            let slot = free_slot(Arc::clone(&self.slots), !self.queue.is_empty());
+            tokio::select! {
+                _ = &mut shutdown => return,
+                Some(name) = self.names.recv() => self.enqueue(name),
+                Some(job) = self.retries.recv() => self.queue.push_back(Pending::Claimed(job)),
+                permit = slot => self.start_next(permit).await,
+            }
+        }
+    }
+
+    fn enqueue(&mut self, name: String) {
+        if self.queued.insert(name.clone()) {
+            self.queue.push_back(Pending::Name(name));
+        }
+    }
+
+    /// Gives a free slot to the next job in the queue, claiming it first if it is a name.
+    async fn start_next(&mut self, permit: OwnedSemaphorePermit) {
+        let Some(pending) = self.queue.pop_front() else {
+            return;
+        };
+        let job = match pending {
+            Pending::Claimed(job) => job,
+            Pending::Name(name) => {
+                self.queued.remove(&name);
+                match self.jobs.claim(&name).await {
+                    Some(job) => job,
+                    None => return,
+                }
+            }
+        };
+        lock(&self.jobs.running).insert(job.job_id.clone(), job.clone());
+        self.tasks.spawn(Arc::clone(&self.jobs).run(job, permit));
+    }
+
+    /// Stops intake, gives in-flight jobs `spool.shutdown_grace` to end, puts back what is
+    /// still running, stops the workers and drains the outbox one last time.
+    async fn stop(mut self) {
+        while self.tasks.try_join_next().is_some() {}
+        tracing::info!(in_flight = self.tasks.len(), "stopping: no new files taken");
+        let _ = self.stop_intake.send(true);
+        let grace = self.jobs.ctx.config.spool.shutdown_grace;
+        let all_ended = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all_ended).await.is_err() {
+            self.put_back_unfinished().await;
+        }
+        self.jobs.ctx.workers.shutdown().await;
+        let _ = self.stop_drain.send(true);
+        let _ = self.drainer.await;
+        tracing::info!("stopped");
+    }
+
+    /// The grace is over: stops the jobs still running and puts their inputs back into
+    /// `incoming/` (what cannot be moved stays in `work/` and resumes at the next start).
+    async fn put_back_unfinished(&mut self) {
+        let left: Vec<Claimed> = lock(&self.jobs.running).values().cloned().collect();
+        tracing::warn!(
+            jobs = left.len(),
+            "shutdown grace over; putting unfinished jobs back"
+        );
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        for job in left {
+            if let Err(e) = self.jobs.spool.put_back(&job) {
+                tracing::error!(file = %job.name, error = %e, "cannot put back; it stays in work/ and resumes at next start");
+            }
+        }
+    }
+}
+
+/// A slot once one is free; never, while nothing waits for one (so no permit is held idle).
+async fn free_slot(slots: Arc<Semaphore>, wanted: bool) -> OwnedSemaphorePermit {
+    if !wanted {
+        std::future::pending::<()>().await;
+    }
+    slots.acquire_owned().await.expect("semaphore never closed")
+}
+
+impl Jobs {
+    /// Claims `name` from `incoming/`: `None` when it has gone, cannot be claimed, or is not a
+    /// regular file (then it is refused with a record).
+    async fn claim(&self, name: &str) -> Option<Claimed> {
+        match self.spool.claim(name) {
+            Ok(Claim::Claimed(job)) => Some(job),
+            Ok(Claim::Gone) => None,
+            Ok(Claim::Refused { name, what, moved_to }) => {
+                self.refuse(&name, what, &moved_to).await;
+                None
+            }
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "cannot claim");
+                None
+            }
+        }
+    }
+
+    /// One job, from its slot to where its input goes. A job whose catalog call failed stays
+    /// in `work/` and goes back to the queue after [`CATALOG_RETRY`]; a stop in the meantime
+    /// resumes it at the next start.
+    async fn run(self: Arc<Self>, job: Claimed, permit: OwnedSemaphorePermit) {
+        let input = JobInput {
+            job_id: job.job_id.clone(),
+            path: job.path.clone(),
+            file_name: job.name.clone(),
+            manifest: ManifestSource::Spool {
+                spool: Box::new(self.spool.clone()),
+                job: job.clone(),
+                deadline: Instant::now() + self.ctx.config.spool.manifest_grace,
+            },
+            permit: Some(permit),
+        };
+        let again = match pipeline::run(&self.ctx, input).await {
+            Ok(result) => {
+                self.finish(&job, &result.verdict);
+                false
+            }
+            Err(e) => self.catalog_failed(&job, &e),
+        };
+        lock(&self.running).remove(&job.job_id);
+        if again {
+            tokio::time::sleep(CATALOG_RETRY).await;
+            let _ = self.retry.send(job);
+        }
+    }
+
+    /// Whether a job whose catalog call failed is tried again: always when the error passes,
+    /// else until [`MAX_CATALOG_TRIES`]; then it is quarantined, without a record (the
+    /// catalog cannot take one), with the reason for an operator.
+    fn catalog_failed(&self, job: &Claimed, e: &CatalogError) -> bool {
+        if e.is_transient() {
+            tracing::error!(file = %job.name, error = %e, "catalog failed; trying again in 5 s");
+            return true;
+        }
+        let tries = {
+            let mut failures = lock(&self.catalog_failures);
+            let tries = failures.entry(job.job_id.clone()).or_default();
+            *tries += 1;
+            *tries
+        };
+        if tries < MAX_CATALOG_TRIES {
+            tracing::error!(file = %job.name, error = %e, tries, "catalog failed; trying again in 5 s");
+            return true;
+        }
+        tracing::error!(file = %job.name, error = %e, "catalog failed {tries} times; quarantined without a record");
+        self.finish(job, &JobVerdict::Failed(e.failure()));
+        false
+    }
+
+    /// Moves a job's input where its verdict says; its catalog tries are forgotten.
+    fn finish(&self, job: &Claimed, verdict: &JobVerdict) {
+        let moved = match verdict {
+            JobVerdict::Done => self.spool.release(job, self.ctx.config.spool.keep_originals),
+            JobVerdict::Failed(failure) => self.spool.quarantine(job, failure),
+            JobVerdict::Removed => self.spool.remove(job),
+        };
+        if let Err(e) = moved {
+            tracing::error!(file = %job.name, error = %e, "cannot move the input out of work/; it will be resumed");
+        }
+        lock(&self.catalog_failures).remove(&job.job_id);
+    }
+
+    /// Something that is not a regular file was in `incoming/`: it has been moved to
+    /// `failed/`; writes its error file and a rejected record.
+    async fn refuse(&self, name: &str, what: &str, moved_to: &std::path::Path) {
+        let failure = Failure::new(
+            ErrorCode::NOT_A_REGULAR_FILE,
+            format!("{name} is {what}; only regular files are taken (it was not followed or opened)"),
+        );
+        tracing::warn!(file = name, "{}", failure.message);
+        if let Err(e) = self.spool.write_error(moved_to, &failure) {
+            tracing::error!(file = name, error = %e, "cannot write the error file");
+        }
+        let mut record = Record::new(
+            Event::Rejected,
+            name,
+            None,
+            SourceInfo {
+                file_name: name.to_string(),
+                ..Default::default()
+            },
+        );
+        record.error = Some(failure.clone());
+        let (c, job_id, key) = (Arc::clone(&self.ctx), new_job_id(), name.to_string());
+        let committed = tokio::task::spawn_blocking(move || {
+            c.catalog.commit(
+                &job_id,
+                &key,
+                &record,
+                None,
+                &JobVerdict::Failed(failure),
+                &c.sinks,
+            )
+        })
+        .await;
+        if !matches!(committed, Ok(Ok(()))) {
+            tracing::error!(file = name, "cannot record the refusal");
+        }
+        self.ctx.committed.notify_one();
+    }
+}
+
+/// A lock whose holder panicked still guards consistent data here (plain maps, no
+/// invariants across entries).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Manifests left in `work/` without their media by a daemon that stopped mid-release go
 /// where the catalog says their job's media went, once they are still orphans a few seconds
 /// later (a live daemon on the same spool may be between the two moves). A manifest whose job
 /// the catalog does not know stays where it is.
-fn settle_orphan_manifests(ctx: &Arc<Ctx>, spool: &Spool, keep: bool) {
+fn settle_orphan_manifests(ctx: &Arc<Ctx>, spool: &Spool) {
     let orphans = match spool.orphan_manifests() {
         Ok(orphans) if !orphans.is_empty() => orphans,
         Ok(_) => return,
@@ -282,7 +436,7 @@ fn settle_orphan_manifests(ctx: &Arc<Ctx>, spool: &Spool, keep: bool) {
                         continue;
                     }
                 };
-                match spool.settle_orphan_manifest(&manifest, went, keep) {
+                match spool.settle_orphan_manifest(&manifest, went, ctx.config.spool.keep_originals) {
                     Ok(()) => tracing::info!(manifest = %manifest.display(), ?went, "manifest left in work/ settled"),
                     Err(e) => tracing::warn!(manifest = %manifest.display(), error = %e, "cannot move a manifest left in work/"),
                 }
@@ -290,55 +444,4 @@ fn settle_orphan_manifests(ctx: &Arc<Ctx>, spool: &Spool, keep: bool) {
         })
         .await;
     });
-}
-
-/// Moves a job's input where its verdict says.
-fn finish(spool: &Spool, job: &Claimed, verdict: &JobVerdict, keep: bool) {
-    let moved = match verdict {
-        JobVerdict::Done => spool.release(job, keep),
-        JobVerdict::Failed(failure) => spool.quarantine(job, failure).map(|_| ()),
-        JobVerdict::Removed => spool.remove(job),
-    };
-    if let Err(e) = moved {
-        tracing::error!(file = %job.name, error = %e, "cannot move the input out of work/; it will be resumed");
-    }
-}
-
-/// Something that is not a regular file was in `incoming/`: it has been moved to `failed/`;
-/// write its error file and a rejected record.
-async fn refuse(ctx: &Arc<Ctx>, spool: &Spool, name: &str, what: &str, moved_to: &std::path::Path) {
-    let failure = Failure::new(
-        ErrorCode::NOT_A_REGULAR_FILE,
-        format!("{name} is {what}; only regular files are taken (it was not followed or opened)"),
-    );
-    tracing::warn!(file = name, "{}", failure.message);
-    if let Err(e) = spool.write_error(moved_to, &failure) {
-        tracing::error!(file = name, error = %e, "cannot write the error file");
-    }
-    let mut record = Record::new(
-        Event::Rejected,
-        name,
-        None,
-        SourceInfo {
-            file_name: name.to_string(),
-            ..Default::default()
-        },
-    );
-    record.error = Some(failure.clone());
-    let (c, job_id, key) = (Arc::clone(ctx), new_job_id(), name.to_string());
-    let committed = tokio::task::spawn_blocking(move || {
-        c.catalog.commit(
-            &job_id,
-            &key,
-            &record,
-            None,
-            &JobVerdict::Failed(failure),
-            &c.sinks,
-        )
-    })
-    .await;
-    if !matches!(committed, Ok(Ok(()))) {
-        tracing::error!(file = name, "cannot record the refusal");
-    }
-    ctx.committed.notify_one();
 }
