@@ -20,7 +20,7 @@ for f in voice_note.ogg rot90_h264.mp4 exif_rotated.jpg cover_art.mp3 not_media.
 done
 cd demo
 echo "mediaspool watch in $PWD — Ctrl-C to stop"
-MEDIASPOOL_LOG=${MEDIASPOOL_LOG:-warn,mediaspool=info} "$bin" watch || true
+"$bin" watch || true
 echo
 echo "records (demo/records.ndjson):"
 python3 -c '

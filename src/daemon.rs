@@ -31,6 +31,7 @@ use crate::profile::ProfileSet;
 use crate::records::outbox::{self, Sinks};
 use crate::records::{Event, NdjsonSink, Record, SourceInfo};
 use crate::store::Store;
+use crate::telemetry::{self, RunLog};
 use crate::worker::pool::{Limits, WorkerPool};
 use crate::worker::Setup;
 
@@ -136,6 +137,8 @@ struct Jobs {
     catalog_failures: Mutex<HashMap<String, u32>>,
     /// Sends a job back to the daemon's queue (see `Daemon::retries`).
     retry: mpsc::UnboundedSender<Claimed>,
+    /// The line each finished job logs, and the counts the stop line gives.
+    log: RunLog,
 }
 
 impl Daemon {
@@ -168,7 +171,9 @@ impl Daemon {
         if !resumed.is_empty() {
             tracing::info!(jobs = resumed.len(), "resuming jobs left in work/");
         }
-        tracing::info!(spool = %spool.root.display(), jobs = slots, "watching");
+        let Store::Local(local) = &ctx.store;
+        let store = format!("local {}", local.root().display());
+        telemetry::started(&ctx.config, &ctx.profiles, &store, &ctx.sinks);
         let (retry, retries) = mpsc::unbounded_channel();
         Ok(Daemon {
             jobs: Arc::new(Jobs {
@@ -177,6 +182,7 @@ impl Daemon {
                 running: Mutex::default(),
                 catalog_failures: Mutex::default(),
                 retry,
+                log: RunLog::default(),
             }),
             slots: Arc::new(Semaphore::new(slots)),
             queue: resumed.into_iter().map(Pending::Claimed).collect(),
@@ -245,7 +251,7 @@ impl Daemon {
         self.jobs.ctx.workers.shutdown().await;
         let _ = self.stop_drain.send(true);
         let _ = self.drainer.await;
-        tracing::info!("stopped");
+        self.jobs.log.stopped();
     }
 
     /// The grace is over: stops the jobs still running and puts their inputs back into
@@ -296,6 +302,7 @@ impl Jobs {
     /// in `work/` and goes back to the queue after [`CATALOG_RETRY`]; a stop in the meantime
     /// resumes it at the next start.
     async fn run(self: Arc<Self>, job: Claimed, permit: OwnedSemaphorePermit) {
+        let began = Instant::now();
         let input = JobInput {
             job_id: job.job_id.clone(),
             path: job.path.clone(),
@@ -310,6 +317,9 @@ impl Jobs {
         let again = match pipeline::run(&self.ctx, input).await {
             Ok(result) => {
                 self.finish(&job, &result.verdict);
+                if let Some(record) = &result.record {
+                    self.log.finished(record, began.elapsed());
+                }
                 false
             }
             Err(e) => self.catalog_failed(&job, &e),
@@ -341,6 +351,7 @@ impl Jobs {
         }
         tracing::error!(file = %job.name, error = %e, "catalog failed {tries} times; quarantined without a record");
         self.finish(job, &JobVerdict::Failed(e.failure()));
+        self.log.unrecorded();
         false
     }
 
@@ -360,11 +371,11 @@ impl Jobs {
     /// Something that is not a regular file was in `incoming/`: it has been moved to
     /// `failed/`; writes its error file and a rejected record.
     async fn refuse(&self, name: &str, what: &str, moved_to: &std::path::Path) {
+        let began = Instant::now();
         let failure = Failure::new(
             ErrorCode::NOT_A_REGULAR_FILE,
             format!("{name} is {what}; only regular files are taken (it was not followed or opened)"),
         );
-        tracing::warn!(file = name, "{}", failure.message);
         if let Err(e) = self.spool.write_error(moved_to, &failure) {
             tracing::error!(file = name, error = %e, "cannot write the error file");
         }
@@ -378,20 +389,23 @@ impl Jobs {
             },
         );
         record.error = Some(failure.clone());
-        let (c, job_id, key) = (Arc::clone(&self.ctx), new_job_id(), name.to_string());
+        let (c, job_id, key, r) = (
+            Arc::clone(&self.ctx),
+            new_job_id(),
+            name.to_string(),
+            record.clone(),
+        );
         let committed = tokio::task::spawn_blocking(move || {
-            c.catalog.commit(
-                &job_id,
-                &key,
-                &record,
-                None,
-                &JobVerdict::Failed(failure),
-                &c.sinks,
-            )
+            c.catalog
+                .commit(&job_id, &key, &r, None, &JobVerdict::Failed(failure), &c.sinks)
         })
         .await;
-        if !matches!(committed, Ok(Ok(()))) {
-            tracing::error!(file = name, "cannot record the refusal");
+        if matches!(committed, Ok(Ok(()))) {
+            self.log.finished(&record, began.elapsed());
+        } else {
+            let reason = record.error.as_ref().map_or("", |f| f.message.as_str());
+            tracing::error!(file = name, "cannot record the refusal: {reason}");
+            self.log.unrecorded();
         }
         self.ctx.committed.notify_one();
     }

@@ -14,7 +14,8 @@
 //! - [`worker`]: media work in supervised worker processes (time and memory limits).
 //! - [`records`]: the record format, the outbox drain and its sinks.
 //! - [`pipeline`]: one job, from input file to committed record.
-//! - [`daemon`]: `watch`: intake, concurrency, shutdown.
+//! - [`daemon`]: `watch`: intake, concurrency, shutdown; [`telemetry`]: its start, per-job
+//!   and stop lines.
 //! - [`failure`]: the one shape of every failure (code, message, stage) and, in
 //!   [`failure::codes`], the table of every error code.
 //! - [`bench`]: `mediaspool bench` — size, speed and quality of profiles on inputs, and the CRF
@@ -44,4 +45,5 @@ pub mod pipeline;
 pub mod profile;
 pub mod records;
 pub mod store;
+pub mod telemetry;
 pub mod worker;

@@ -62,6 +62,12 @@ impl Daemon {
     }
 
     pub fn start(&mut self) {
+        self.start_with(&["-v"]);
+    }
+
+    /// `mediaspool watch ARGS`; returns once its start line is logged (at once with `-q`,
+    /// which leaves that line out: files dropped meanwhile are found by the first scan).
+    pub fn start_with(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -69,7 +75,8 @@ impl Daemon {
             .open(self.path().join("daemon.log"))
             .unwrap();
         let mut cmd = Command::new(bin());
-        cmd.args(["watch", "-v"])
+        cmd.arg("watch")
+            .args(args)
             .current_dir(self.path())
             .stdout(Stdio::null())
             .stderr(log);
@@ -78,6 +85,9 @@ impl Daemon {
         }
         let before = self.log().matches("watching").count();
         self.child = Some(cmd.spawn().unwrap());
+        if args.contains(&"-q") {
+            return;
+        }
         // Ready once it says so (signal handlers, spool, catalog and watcher are set up).
         let start = Instant::now();
         while self.log().matches("watching").count() == before {

@@ -1,5 +1,6 @@
-//! What a person sees on the terminal: `process`'s summary and `--json`, `--help` examples,
-//! shell completions (checked by the shells themselves) and manual pages (rendered by groff).
+//! What a person sees on the terminal: the daemon's start, per-job and stop lines, `-q`,
+//! `process`'s summary and `--json`, `--help` examples, shell completions (checked by the
+//! shells themselves) and manual pages (rendered by groff).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::spool_support::{tone_wav, Daemon};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -353,4 +355,128 @@ fn man_pages_render_without_warnings_for_mediaspool_and_each_command() {
     let out = s.run(&["man", "nope"], T);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no command \"nope\""));
+}
+
+/// Log lines of a daemon run at `level` (` INFO `, ` WARN `…), in order.
+fn lines_at<'a>(log: &'a str, level: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(level)).collect()
+}
+
+#[test]
+fn watch_says_what_it_runs_with_then_one_line_per_job_then_the_counts_of_the_run() {
+    let mut d = Daemon::new("", "");
+    d.start_with(&[]);
+    let note = tone_wav(440.0, 1500);
+    let manifest = r#"{"customer_id": "c-4242", "chat_id": "wa:+34600000000", "message_id": "wamid.1"}"#;
+    d.drop_file("note.wav.meta.json", manifest.as_bytes());
+    d.drop_file("note.wav", &note);
+    d.drop_file("bad.ogg", b"OggS and then nothing an Ogg reader wants");
+    d.wait_for(&["note.wav", "bad.ogg"], T);
+    d.drop_file("again.wav", &note);
+    let records = d.wait_for(&["note.wav", "bad.ogg", "again.wav"], T);
+    assert_eq!(d.stop(T).code(), Some(0));
+    let log = d.log();
+    assert!(!log.contains('\u{1b}'), "no colours in a file:\n{log}");
+
+    // The start line: version, spool, store, catalog, sinks, jobs, every profile with its id.
+    let info = lines_at(&log, " INFO ");
+    let start = info[0];
+    assert!(
+        start.contains(&format!(
+            "mediaspool {} watching spool/incoming",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{start}"
+    );
+    for part in [
+        "store local ",
+        "/media",
+        "catalog sqlite://mediaspool.db",
+        "sinks ndjson",
+        "2 jobs at a time",
+    ] {
+        assert!(start.contains(part), "{part} in {start}");
+    }
+    let check = text(&Scratch::new().run(&["check"], T).stdout);
+    for line in check.lines().filter(|l| l.starts_with("profile ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (name, id) = (words[1], words[3]);
+        assert!(start.contains(&format!("{name} {id}")), "{name} {id} in {start}");
+    }
+
+    // One line per job, with what the record says.
+    for r in &records {
+        let file = r["source"]["file_name"].as_str().unwrap();
+        let event = r["event"].as_str().unwrap();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!(": {file}: ")))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for {file}:\n{log}");
+        let line = lines[0];
+        assert!(line.contains(&format!("{file}: {event} ")), "{line}");
+        assert!(line.ends_with(" ms"), "{line}");
+        match event {
+            "media.rejected" => {
+                assert!(line.contains(" WARN "), "{line}");
+                assert!(line.contains(r["error"]["code"].as_str().unwrap()), "{line}");
+            }
+            _ => {
+                let m = &r["media"];
+                let sizes = format!(
+                    "{} → {}",
+                    bytesize::ByteSize(r["source"]["bytes"].as_u64().unwrap()),
+                    bytesize::ByteSize(m["bytes"].as_u64().unwrap())
+                );
+                assert!(line.contains(" INFO "), "{line}");
+                assert!(line.contains(&format!("{event} audio voice ")), "{line}");
+                assert!(line.contains(&sizes), "{sizes} in {line}");
+                let seconds = m["duration_ms"].as_f64().unwrap() / 1000.0;
+                assert!(line.contains(&format!(" {seconds:.1} s,")), "{line}");
+            }
+        }
+    }
+
+    // The stop line: the counts of the run, as the records have them.
+    let stop = *info.last().unwrap();
+    let count = |event: &str| records.iter().filter(|r| r["event"] == event).count();
+    assert_eq!(
+        (
+            count("media.stored"),
+            count("media.duplicate"),
+            count("media.rejected")
+        ),
+        (1, 1, 1)
+    );
+    assert!(stop.contains("stopped after "), "{stop}");
+    assert!(
+        stop.contains(": 3 jobs, 1 stored (") && stop.ends_with("), 1 duplicate, 1 rejected (unreadable 1)"),
+        "{stop}"
+    );
+
+    // Nothing but info and warnings at the default level, and nobody's ids or phone number.
+    assert!(
+        log.lines().all(|l| l.contains(" INFO ") || l.contains(" WARN ")),
+        "{log}"
+    );
+    for private in ["34600000000", "c-4242", "wamid.1"] {
+        assert!(!log.contains(private), "{private} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn watch_quiet_logs_warnings_only() {
+    let mut d = Daemon::new("", "");
+    d.start_with(&["-q"]);
+    d.drop_file("note.wav", &tone_wav(523.0, 1000));
+    d.drop_file("bad.ogg", b"OggS and then nothing an Ogg reader wants");
+    d.wait_for(&["note.wav", "bad.ogg"], T);
+    assert_eq!(d.stop(T).code(), Some(0));
+    let log = d.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "only the rejection:\n{log}");
+    assert!(
+        lines[0].contains(" WARN ") && lines[0].contains("bad.ogg: media.rejected unreadable"),
+        "{log}"
+    );
 }
