@@ -17,6 +17,10 @@ use crate::profile::{MediaKind, ProfileSet};
 
 pub const DEFAULT_PATH: &str = "mediaspool.toml";
 const ENV_PREFIX: &str = "MEDIASPOOL_";
+/// Bounds of `spool.max_manifest_bytes`: a manifest is a message's metadata, and a larger limit
+/// only lets a producer's mistake cost more memory (the fields inside have their own limits).
+const MIN_MANIFEST_BYTES: u64 = 1024;
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -73,6 +77,8 @@ pub struct SpoolConfig {
     pub job_timeout: Duration,
     /// Resident memory a worker may use.
     pub job_memory: ByteSize,
+    /// Largest `NAME.meta.json` read; a larger one quarantines its pair unread.
+    pub max_manifest_bytes: ByteSize,
 }
 
 impl Default for SpoolConfig {
@@ -88,6 +94,7 @@ impl Default for SpoolConfig {
             shutdown_grace: Duration::from_secs(30),
             job_timeout: Duration::from_secs(600),
             job_memory: ByteSize::gib(2),
+            max_manifest_bytes: ByteSize::kib(64),
         }
     }
 }
@@ -380,6 +387,12 @@ impl Config {
             problems.push(format!(
                 "policy.retention_days = {}: at most 36500",
                 self.policy.retention_days
+            ));
+        }
+        if !(MIN_MANIFEST_BYTES..=MAX_MANIFEST_BYTES).contains(&self.spool.max_manifest_bytes.as_u64()) {
+            problems.push(format!(
+                "spool.max_manifest_bytes = {}: between 1 KiB and 16 MiB",
+                self.spool.max_manifest_bytes.display().iec()
             ));
         }
         if self.spool.jobs > 256 {

@@ -4,8 +4,11 @@
 //! for this profile? was this very message seen before?), records for `query`, and the outbox
 //! rows the sinks drain. A job's record is written in the same transaction that marks the job
 //! done, so a record exists exactly when its job is done: a crash on either side of the commit
-//! loses nothing and doubles nothing. SQLite (WAL) behind a mutex; every call blocks, so call
-//! from a blocking thread. Fails with [`CatalogError`].
+//! loses nothing and doubles nothing. Records are bounded ([`MAX_RECORD_BYTES`]) both ways: a
+//! larger one is refused at commit, and a larger row (written by an earlier version) is never
+//! read back — not for a sink, a repeat or `query` — so it cannot wedge delivery or cost its
+//! size in memory; its length is checked in SQL before the row is loaded. SQLite (WAL) behind a
+//! mutex; every call blocks, so call from a blocking thread. Fails with [`CatalogError`].
 
 mod schema;
 
@@ -17,7 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::{ErrorCode, Failure};
-use crate::records::{MediaInfo, Record, SourceInfo, ThumbnailInfo};
+use crate::records::{MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo, MAX_RECORD_BYTES};
 use crate::store::ObjectRef;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,8 @@ pub enum CatalogError {
     Sqlite(#[from] rusqlite::Error),
     #[error("catalog: corrupt row: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("catalog: {0}")]
+    TooLarge(#[from] RecordTooLarge),
 }
 
 impl CatalogError {
@@ -190,8 +195,9 @@ impl Catalog {
         let body: Option<String> = conn
             .query_row(
                 "SELECT record FROM messages WHERE message_key = ?1 AND content_hash = ?2
-                 AND event != 'media.rejected' ORDER BY processed_at LIMIT 1",
-                params![message_key, content_hash],
+                 AND event != 'media.rejected' AND octet_length(record) <= ?3
+                 ORDER BY processed_at LIMIT 1",
+                params![message_key, content_hash, MAX_RECORD_BYTES],
                 |r| r.get(0),
             )
             .optional()?;
@@ -210,8 +216,8 @@ impl Catalog {
         sinks: &[&str],
     ) -> Result<(), CatalogError> {
         let mut conn = self.conn();
+        let body = record.to_json()?;
         let tx = conn.transaction()?;
-        let body = serde_json::to_string(record)?;
         if let Some((profile_id, kind, media)) = new_media {
             tx.execute(
                 "INSERT OR IGNORE INTO media (content_hash, profile_id, kind, info, first_record_id, created_at)
@@ -270,14 +276,19 @@ impl Catalog {
         Ok(())
     }
 
-    /// Outbox rows not yet delivered to `sink`, oldest first.
+    /// Outbox rows not yet delivered to `sink`, oldest first. Rows over [`MAX_RECORD_BYTES`]
+    /// are left out (see [`Catalog::withheld`]): every query that hands record bodies to a sink
+    /// keeps that condition.
     pub fn pending(&self, sink: &str, limit: usize) -> Result<Vec<(i64, String)>, CatalogError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT o.seq, o.body FROM deliveries d JOIN outbox o ON o.seq = d.seq
-             WHERE d.sink = ?1 AND d.delivered_at IS NULL ORDER BY o.seq LIMIT ?2",
+             WHERE d.sink = ?1 AND d.delivered_at IS NULL AND octet_length(o.body) <= ?3
+             ORDER BY o.seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![sink, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map(params![sink, limit as i64, MAX_RECORD_BYTES], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -312,9 +323,24 @@ impl Catalog {
         Ok(pruned)
     }
 
-    /// Records matching `filter`, oldest first.
-    pub fn query(&self, filter: &QueryFilter) -> Result<Vec<Record>, CatalogError> {
-        let mut sql = String::from("SELECT record FROM messages WHERE 1 = 1");
+    /// Outbox rows for `sink` over [`MAX_RECORD_BYTES`], never delivered: (record id, bytes).
+    pub fn withheld(&self, sink: &str) -> Result<Vec<(String, u64)>, CatalogError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT o.record_id, octet_length(o.body) FROM deliveries d JOIN outbox o ON o.seq = d.seq
+             WHERE d.sink = ?1 AND d.delivered_at IS NULL AND octet_length(o.body) > ?2 ORDER BY o.seq",
+        )?;
+        let rows = stmt.query_map(params![sink, MAX_RECORD_BYTES], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records matching `filter`, oldest first; rows over [`MAX_RECORD_BYTES`] are named, not
+    /// read.
+    pub fn query(&self, filter: &QueryFilter) -> Result<Found, CatalogError> {
+        let mut sql = format!(
+            "SELECT record_id, CASE WHEN octet_length(record) <= {MAX_RECORD_BYTES} THEN record END
+             FROM messages WHERE 1 = 1"
+        );
         let mut args: Vec<String> = Vec::new();
         let mut add = |clause: &str, value: &Option<String>| {
             if let Some(v) = value {
@@ -334,9 +360,26 @@ impl Catalog {
         sql.push_str(" ORDER BY COALESCE(received_at, processed_at), record_id");
         let conn = self.conn();
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
-        rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut found = Found::default();
+        for row in rows {
+            match row? {
+                (_, Some(body)) => found.records.push(serde_json::from_str(&body)?),
+                (record_id, None) => found.withheld.push(record_id),
+            }
+        }
+        Ok(found)
     }
+}
+
+/// What [`Catalog::query`] found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub records: Vec<Record>,
+    /// Ids of matching records over [`MAX_RECORD_BYTES`], left out.
+    pub withheld: Vec<String>,
 }
 
 #[cfg(test)]
@@ -394,7 +437,7 @@ mod tests {
         );
         assert_eq!(c.prune_delivered("2030-01-01T00:00:00Z").unwrap(), 1);
         assert_eq!(
-            c.query(&QueryFilter::default()).unwrap().len(),
+            c.query(&QueryFilter::default()).unwrap().records.len(),
             1,
             "the record itself stays"
         );

@@ -13,11 +13,19 @@ pub fn run(config: &Config, filter: &QueryFilter) -> u8 {
         }
     };
     match catalog.query(filter) {
-        Ok(records) => {
+        Ok(found) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            for r in records {
+            for r in found.records {
                 let _ = writeln!(out, "{}", serde_json::to_string(&r).expect("record serialises"));
+            }
+            if !found.withheld.is_empty() {
+                eprintln!(
+                    "mediaspool: {} matching record(s) over the {} KiB record limit, written by an earlier version, left out: {}",
+                    found.withheld.len(),
+                    crate::records::MAX_RECORD_BYTES / 1024,
+                    found.withheld.join(" ")
+                );
             }
             EXIT_OK
         }

@@ -77,7 +77,7 @@ error_codes! {
     WORK_DIR_ERROR: "work-dir-error", Claim, true,
         "the job's scratch directory under `work/.jobs/` could not be made";
     BAD_MANIFEST: "bad-manifest", Manifest, false,
-        "the manifest is not JSON, or fields have the wrong type (each one named)";
+        "the manifest is over `spool.max_manifest_bytes`, not a regular file, not JSON, or fields have the wrong type or are over their limits (each one named)";
     CHECKSUM_MISMATCH: "checksum-mismatch", Manifest, false,
         "the manifest's `sha256` does not match the bytes";
     MANIFEST_UNREADABLE: "manifest-unreadable", Manifest, true,

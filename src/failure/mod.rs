@@ -81,6 +81,25 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A message in a record or an error file is cut to this many bytes: messages quote file names,
+/// libav's words and manifest fields, and a record has a size bound to keep.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in `…` when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let ellipsis = '…';
+    let mut end = max - ellipsis.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push(ellipsis);
+    text
+}
+
 /// The JSON form of records and error files.
 #[derive(Serialize, Deserialize)]
 struct FailureJson {
@@ -94,7 +113,7 @@ impl From<Failure> for FailureJson {
         FailureJson {
             code: f.code.id().to_string(),
             stage: f.stage(),
-            message: f.message,
+            message: cut(f.message, MAX_MESSAGE_BYTES),
         }
     }
 }
@@ -124,5 +143,18 @@ mod tests {
         assert_eq!(serde_json::from_value::<Failure>(json).unwrap(), f);
         let unknown = serde_json::json!({"code": "no-such-code", "message": "m", "stage": "probe"});
         assert!(serde_json::from_value::<Failure>(unknown).is_err());
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let long = Failure::new(ErrorCode::DECODE_ERROR, "é".repeat(MAX_MESSAGE_BYTES));
+        let json = serde_json::to_value(&long).unwrap();
+        let message = json["message"].as_str().unwrap();
+        assert!(
+            message.len() <= MAX_MESSAGE_BYTES && message.ends_with('…'),
+            "{message}"
+        );
+        let short = Failure::new(ErrorCode::DECODE_ERROR, "short");
+        assert_eq!(serde_json::to_value(&short).unwrap()["message"], "short");
     }
 }

@@ -1,6 +1,7 @@
 //! Ingest: the spool directory, noticing complete files, and the manifests beside them.
 
 pub mod manifest;
+mod nested;
 pub mod spool;
 pub mod watch;
 

@@ -11,8 +11,9 @@ use crate::failure::{ErrorCode, Failure};
 use crate::ingest::manifest::{sha256_matches, Manifest, ManifestError};
 
 /// Reads (or, once the media work is done, waits for) the manifest. A manifest that does not
-/// parse rejects the pair.
+/// parse, or is over its limits, rejects the pair.
 pub(super) async fn load_manifest(
+    ctx: &Ctx,
     source: &ManifestSource,
     facts: &mut Facts,
     wait: bool,
@@ -40,8 +41,9 @@ pub(super) async fn load_manifest(
             }
         },
     };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
+    let limit = ctx.config.spool.max_manifest_bytes.as_u64();
+    let parsed = match Manifest::read(&path, limit) {
+        Ok(parsed) => parsed,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
             return Err(Failure::new(
@@ -51,12 +53,12 @@ pub(super) async fn load_manifest(
             .into())
         }
     };
-    let manifest = match Manifest::parse(&bytes) {
+    let manifest = match parsed {
         Ok(m) => m,
         // Caught while its producer was still writing it: read it again, within the grace period.
         Err(ManifestError::NotJson(_)) if still_arriving(source) => {
             tokio::time::sleep(Duration::from_millis(25)).await;
-            return Box::pin(reload(source, facts)).await;
+            return Box::pin(reload(ctx, source, facts)).await;
         }
         Err(e) => return Err(e.failure().into()),
     };
@@ -71,8 +73,8 @@ fn still_arriving(source: &ManifestSource) -> bool {
 }
 
 /// Reads the manifest already taken into `work/` again.
-async fn reload(source: &ManifestSource, facts: &mut Facts) -> Result<(), Rejection> {
-    load_manifest(source, facts, false).await
+async fn reload(ctx: &Ctx, source: &ManifestSource, facts: &mut Facts) -> Result<(), Rejection> {
+    load_manifest(ctx, source, facts, false).await
 }
 
 /// The manifest's checks that need the bytes or the policy: checksum and consent. Without a

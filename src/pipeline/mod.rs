@@ -263,7 +263,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
 
     // Consent needs the manifest: wait for it now rather than after the work.
     let wait_now = ctx.config.policy.require_consent;
-    load_manifest(&input.manifest, facts, wait_now).await?;
+    load_manifest(ctx, &input.manifest, facts, wait_now).await?;
     let limit = ctx.config.policy.max_input_bytes.as_u64();
     if bytes > limit {
         return Err(Failure::new(
@@ -318,7 +318,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     let mut outcome = outcome?;
     // A manifest may come just after its media: wait (within the grace period) before the
     // outcome becomes a record, and before anything is stored.
-    load_manifest(&input.manifest, facts, true).await?;
+    load_manifest(ctx, &input.manifest, facts, true).await?;
     check_manifest(ctx, &path, facts, true).await?;
     // The manifest may name a message already seen (its id is the message's key).
     if let Some(done) = repeat(ctx, input, facts).await? {
@@ -436,7 +436,7 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
     };
     // Known to be a duplicate: other copies need not wait while this one waits for a manifest.
     drop(facts.same_bytes.take());
-    load_manifest(&input.manifest, facts, true).await?;
+    load_manifest(ctx, &input.manifest, facts, true).await?;
     check_manifest(ctx, &input.path, facts, true).await?;
     if let Some(done) = repeat(ctx, input, facts).await? {
         return Ok(Some(done));
@@ -452,16 +452,18 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
     record.media = Some(stored.media.clone());
     record.thumbnail = stored.thumbnail.clone();
     record.original = stored.original.clone();
-    record.source.mime = stored.source.mime.clone();
-    record.source.container = stored.source.container.clone();
-    record.source.codecs = stored.source.codecs.clone();
+    record.source.describe(
+        stored.source.mime.as_deref(),
+        stored.source.container.as_deref(),
+        &stored.source.codecs,
+    );
     Ok(Some((record, JobVerdict::Done, None)))
 }
 
 fn describe_source(facts: &mut Facts, probe: &Probe) {
-    facts.source.mime = Some(probe.mime.clone());
-    facts.source.container = probe.container.clone();
-    facts.source.codecs = probe.codecs.clone();
+    facts
+        .source
+        .describe(Some(&probe.mime), probe.container.as_deref(), &probe.codecs);
 }
 
 /// The message's identity: the channel's message id when the manifest gives one, else the

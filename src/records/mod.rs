@@ -11,5 +11,8 @@ mod record;
 mod tally;
 
 pub use ndjson::NdjsonSink;
-pub use record::{now_rfc3339, Crm, Event, MediaInfo, Record, SourceInfo, ThumbnailInfo, SCHEMA};
+pub use record::{
+    now_rfc3339, Crm, Event, MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo, MAX_RECORD_BYTES,
+    SCHEMA,
+};
 pub use tally::Tally;

@@ -70,6 +70,12 @@ impl Sinks {
 /// Drains after every commit (and every second, for anything a failed write left behind),
 /// until `stop` turns true; then drains one last time.
 pub async fn run(ctx: Arc<Ctx>, sinks: Arc<Sinks>, mut stop: watch::Receiver<bool>) {
+    let c = Arc::clone(&ctx);
+    if let Ok(Ok(withheld)) = tokio::task::spawn_blocking(move || c.catalog.withheld("ndjson")).await {
+        for (record_id, bytes) in withheld {
+            tracing::warn!(record = %record_id, bytes, limit = super::MAX_RECORD_BYTES, "record over the size limit, written by an earlier version: never delivered");
+        }
+    }
     let mut last_prune = std::time::Instant::now();
     loop {
         if last_prune.elapsed() >= PRUNE_EVERY {

@@ -1,4 +1,15 @@
-//! The record format of SPEC.md, field for field.
+//! The record format of SPEC.md, field for field, and its size bound.
+//!
+//! A record is at most [`MAX_RECORD_BYTES`] of JSON. Nothing a job adds can take it past that:
+//! what comes from the manifest is bounded when the manifest is read (every string, the tags,
+//! `extra`: see `ingest::manifest`), and what the pipeline adds is bounded where it is made —
+//! file names by the filesystem (255 bytes), error messages cut to
+//! [`crate::failure::MAX_MESSAGE_BYTES`],
+//! codecs to [`MAX_CODECS`], URLs by their store (a path, or a bucket and key) — a test builds
+//! the largest record these allow, every string made of characters JSON escapes six bytes
+//! wide, and checks it fits. [`Record::to_json`] is how a record is written to the catalog, and
+//! refuses anything larger; the catalog never hands a larger row (one an earlier version
+//! wrote) to a sink, a repeat or `query`.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +18,17 @@ use crate::hash::ContentHash;
 use crate::store::ObjectRef;
 
 pub const SCHEMA: &str = "mediaspool.record/v1";
+/// The largest record, in bytes of JSON.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+/// A record names the codecs of at most this many streams.
+pub const MAX_CODECS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+#[error("record {record_id} is {bytes} bytes of JSON, over the {MAX_RECORD_BYTES}-byte limit")]
+pub struct RecordTooLarge {
+    pub record_id: String,
+    pub bytes: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
@@ -92,6 +114,15 @@ pub struct Crm {
     pub tags: Vec<String>,
 }
 
+impl SourceInfo {
+    /// What probing found about the bytes; codecs of the first [`MAX_CODECS`] streams.
+    pub fn describe(&mut self, mime: Option<&str>, container: Option<&str>, codecs: &[String]) {
+        self.mime = mime.map(str::to_string);
+        self.container = container.map(str::to_string);
+        self.codecs = codecs.iter().take(MAX_CODECS).cloned().collect();
+    }
+}
+
 impl Record {
     /// A record with the identity fields set; the rest is filled by the caller.
     pub fn new(
@@ -117,6 +148,20 @@ impl Record {
             extra: serde_json::Value::Object(Default::default()),
             error: None,
         }
+    }
+}
+
+impl Record {
+    /// The record as one line of JSON, as the catalog keeps it and sinks receive it.
+    pub fn to_json(&self) -> Result<String, RecordTooLarge> {
+        let json = serde_json::to_string(self).expect("a record serialises");
+        if json.len() > MAX_RECORD_BYTES {
+            return Err(RecordTooLarge {
+                record_id: self.record_id.clone(),
+                bytes: json.len(),
+            });
+        }
+        Ok(json)
     }
 }
 
@@ -160,6 +205,83 @@ mod tests {
             record_id(Event::Stored, "ab", None),
             record_id(Event::Stored, "a", None)
         );
+    }
+
+    #[test]
+    fn the_largest_record_a_job_can_make_is_within_the_bound() {
+        use crate::ingest::manifest::*;
+        // Every string made of a control character, which JSON writes six bytes wide (\u0001).
+        let s = |bytes: usize| "\u{1}".repeat(bytes);
+        let hash = ContentHash::parse(&"f".repeat(64)).unwrap();
+        // Longer than anything libav or the profiles name; a file name is one path component.
+        let (name, short) = (s(255), s(255));
+        let mut r = Record::new(
+            Event::Rejected,
+            &s(MAX_ID_BYTES),
+            Some(&hash),
+            SourceInfo::default(),
+        );
+        r.source.file_name = name.clone();
+        r.source.bytes = u64::MAX;
+        r.source.describe(Some(&short), Some(&short), &vec![s(64); 1000]);
+        r.duplicate_of = Some(r.record_id.clone());
+        // URLs: a local path (at most PATH_MAX, 4096 bytes) or a bucket and key; keys are made
+        // of hashes and profile ids.
+        let object = || ObjectRef {
+            key: s(1024),
+            url: s(4096),
+        };
+        let o = object();
+        r.media = Some(MediaInfo {
+            kind: short.clone(),
+            profile: Some(short.clone()),
+            profile_id: Some(short.clone()),
+            mime: short.clone(),
+            bytes: u64::MAX,
+            duration_ms: Some(u64::MAX),
+            width: Some(u32::MAX),
+            height: Some(u32::MAX),
+            url: o.url,
+            key: o.key,
+        });
+        let o = object();
+        r.thumbnail = Some(ThumbnailInfo {
+            mime: short.clone(),
+            width: u32::MAX,
+            height: u32::MAX,
+            url: o.url,
+            key: o.key,
+        });
+        r.original = Some(object());
+        r.crm = Crm {
+            customer_id: Some(s(MAX_ID_BYTES)),
+            chat_id: Some(s(MAX_ID_BYTES)),
+            message_id: Some(s(MAX_ID_BYTES)),
+            channel: Some(s(MAX_CHANNEL_BYTES)),
+            tags: vec![s(MAX_TAG_BYTES); MAX_TAGS],
+        };
+        r.received_at = Some("9".repeat(MAX_TIME_BYTES));
+        r.retention_until = Some(now_rfc3339());
+        // extra is bounded as the JSON it is in the record.
+        let padding = MAX_EXTRA_BYTES - r#"{"x":""}"#.len();
+        r.extra = serde_json::json!({ "x": "a".repeat(padding) });
+        assert_eq!(serde_json::to_string(&r.extra).unwrap().len(), MAX_EXTRA_BYTES);
+        let message = format!("{name} {}", s(100_000));
+        r.error = Some(crate::failure::Failure::new(
+            crate::failure::ErrorCode::WORKER_CRASHED,
+            message,
+        ));
+        assert_eq!(r.source.codecs.len(), MAX_CODECS);
+        let json = r.to_json().expect("within the bound");
+        assert!(
+            json.len() > MAX_RECORD_BYTES / 2,
+            "the test builds a large record: {}",
+            json.len()
+        );
+        serde_json::from_str::<Record>(&json).unwrap();
+        r.extra = serde_json::json!({ "x": "a".repeat(MAX_RECORD_BYTES) });
+        let e = r.to_json().unwrap_err();
+        assert!(e.bytes > MAX_RECORD_BYTES, "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! One test binary (the heavy libav link happens once).
 
 mod bench;
+mod bounds;
 mod cli;
 mod common;
 mod corpus;
