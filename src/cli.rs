@@ -82,6 +82,13 @@ pub enum Command {
     /// Validate configuration and profiles, and reach the store and sinks.
     #[command(after_help = examples::CHECK)]
     Check,
+    /// Print a fresh link to a stored object: a presigned URL when the store has no public
+    /// base URL (its expiry goes to stderr). A record id prints its media's link.
+    #[command(after_help = examples::LINK)]
+    Link {
+        #[arg(value_name = "KEY|RECORD_ID")]
+        target: String,
+    },
     /// Compare profiles on inputs: size, ratio, bitrate, speed and quality (SSIM/PSNR for video
     /// and pictures, SNR/log-spectral distance for audio), as a table, JSON, CSV or a chart.
     #[command(after_help = examples::BENCH)]
@@ -176,6 +183,11 @@ Examples:
 Examples:
   mediaspool check
   mediaspool check -c staging.toml";
+
+    pub const LINK: &str = "\
+Examples:
+  mediaspool link 4f9c0d6e2b7a41c3a8e5d2f1b0c9e8d7
+  mediaspool link ab/ab12…/9dfb88b6bab1c7d7/media.mp3";
 
     pub const BENCH: &str = "\
 Examples:

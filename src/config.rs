@@ -14,6 +14,7 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 use crate::profile::{MediaKind, ProfileSet};
+pub use crate::store::settings::{Checksum, StoreConfig, StoreKind};
 
 pub const DEFAULT_PATH: &str = "mediaspool.toml";
 const ENV_PREFIX: &str = "MEDIASPOOL_";
@@ -130,54 +131,6 @@ impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
             url: "sqlite://mediaspool.db".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    Local,
-    S3,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    pub kind: StoreKind,
-    pub root: PathBuf,
-    pub bucket: String,
-    pub prefix: String,
-    pub endpoint: String,
-    pub region: String,
-    pub path_style: bool,
-    pub sse: String,
-    pub kms_key_id: String,
-    pub storage_class: String,
-    pub originals_storage_class: String,
-    pub upload_originals: bool,
-    pub public_base_url: String,
-    #[serde(with = "humantime_serde")]
-    pub presign_ttl: Duration,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            kind: StoreKind::Local,
-            root: "media".into(),
-            bucket: "crm-media".into(),
-            prefix: String::new(),
-            endpoint: String::new(),
-            region: "us-east-1".into(),
-            path_style: false,
-            sse: String::new(),
-            kms_key_id: String::new(),
-            storage_class: String::new(),
-            originals_storage_class: String::new(),
-            upload_originals: false,
-            public_base_url: String::new(),
-            presign_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -366,23 +319,13 @@ impl Config {
                 self.catalog.url
             ));
         }
-        if self.store.kind == StoreKind::S3 {
-            problems.push(
-                "store.kind = \"s3\": the S3 store is not available in this version; use \"local\"".into(),
-            );
-        }
         if !self.records.webhook.url.is_empty() {
             problems.push("records.webhook.url: webhook delivery is not available in this version".into());
         }
         if !self.metrics.listen.is_empty() {
             problems.push("metrics.listen: the metrics endpoint is not available in this version".into());
         }
-        if !matches!(self.store.sse.as_str(), "" | "AES256" | "aws:kms") {
-            problems.push(format!(
-                "store.sse = {:?}: use \"AES256\" or \"aws:kms\"",
-                self.store.sse
-            ));
-        }
+        self.store.validate(&mut problems);
         if self.policy.retention_days > crate::ingest::manifest::MAX_RETENTION_DAYS {
             problems.push(format!(
                 "policy.retention_days = {}: at most 36500",

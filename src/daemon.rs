@@ -20,17 +20,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::catalog::{Catalog, CatalogError, JobVerdict};
+use crate::catalog::{Catalog, JobVerdict};
 use crate::config::Config;
 use crate::failure::{ErrorCode, Failure};
 use crate::ingest::spool::{new_job_id, JOB_SEPARATOR};
 use crate::ingest::watch::{self as watcher, WatchSettings};
 use crate::ingest::{Claim, Claimed, Spool, Went};
-use crate::pipeline::{self, Ctx, JobInput, ManifestSource};
+use crate::pipeline::{self, Ctx, JobError, JobInput, ManifestSource};
 use crate::profile::ProfileSet;
 use crate::records::outbox::{self, Sinks};
 use crate::records::{Event, NdjsonSink, Record, SourceInfo};
-use crate::store::Store;
 use crate::telemetry::{self, RunLog};
 use crate::worker::pool::{Limits, WorkerPool};
 use crate::worker::Setup;
@@ -46,16 +45,21 @@ pub enum DaemonError {
 /// Tries of a job whose catalog error does not pass before it is quarantined.
 const MAX_CATALOG_TRIES: u32 = 3;
 
+/// How often a full store backlog is looked at again (see `Daemon::store_backlog_full`).
+const STORE_BACKLOG_RECHECK: Duration = Duration::from_secs(1);
+
 /// How long a job whose catalog call failed waits, still in `work/`, before it is tried again.
 const CATALOG_RETRY: Duration = Duration::from_secs(5);
 
 /// Builds the shared job context from configuration (store, catalog, workers).
-pub fn context(
+pub async fn context(
     config: Config,
     profiles: ProfileSet,
     scratch: std::path::PathBuf,
 ) -> Result<Ctx, DaemonError> {
-    let store = Store::from_config(&config.store).map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let store = crate::store::open(&config.store)
+        .await
+        .map_err(|e| DaemonError::Setup(format!("store: {e}")))?;
     let catalog = Catalog::open(&config.catalog.url).map_err(|e| DaemonError::Setup(e.to_string()))?;
     let setup = Setup {
         profiles: profiles.iter().cloned().collect(),
@@ -86,7 +90,7 @@ pub async fn run(
     profiles: ProfileSet,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let mut daemon = Daemon::start(config, profiles)?;
+    let mut daemon = Daemon::start(config, profiles).await?;
     daemon.serve(shutdown).await;
     daemon.stop().await;
     Ok(())
@@ -144,7 +148,7 @@ struct Jobs {
 impl Daemon {
     /// Opens the spool, builds the job context, starts the outbox drain and the watcher, and
     /// queues what `work/` holds.
-    fn start(config: Config, profiles: ProfileSet) -> Result<Daemon, DaemonError> {
+    async fn start(config: Config, profiles: ProfileSet) -> Result<Daemon, DaemonError> {
         let spool_dir = config.spool.dir.display().to_string();
         let spool_err = |source| DaemonError::Spool {
             path: spool_dir.clone(),
@@ -159,7 +163,7 @@ impl Daemon {
             rescan_interval: config.spool.rescan_interval,
         };
         let sinks = Arc::new(sinks(&config)?);
-        let ctx = Arc::new(context(config, profiles, spool.scratch_root())?);
+        let ctx = Arc::new(context(config, profiles, spool.scratch_root()).await?);
         settle_orphan_manifests(&ctx, &spool);
 
         let (stop_drain, drain_stopped) = watch::channel(false);
@@ -171,9 +175,7 @@ impl Daemon {
         if !resumed.is_empty() {
             tracing::info!(jobs = resumed.len(), "resuming jobs left in work/");
         }
-        let Store::Local(local) = &ctx.store;
-        let store = format!("local {}", local.root().display());
-        telemetry::started(&ctx.config, &ctx.profiles, &store, &ctx.sinks);
+        telemetry::started(&ctx.config, &ctx.profiles, &ctx.store.describe(), &ctx.sinks);
         let (retry, retries) = mpsc::unbounded_channel();
         Ok(Daemon {
             jobs: Arc::new(Jobs {
@@ -202,12 +204,18 @@ impl Daemon {
         loop {
             // Finished tasks are reaped as they end, so the set does not grow.
             while self.tasks.try_join_next().is_some() {}
-            let slot = free_slot(Arc::clone(&self.slots), !self.queue.is_empty());
+            let gated = self.store_backlog_full();
+            let wanted = match gated {
+                true => self.queue.iter().any(|p| matches!(p, Pending::Claimed(_))),
+                false => !self.queue.is_empty(),
+            };
+            let slot = free_slot(Arc::clone(&self.slots), wanted);
             tokio::select! {
                 _ = &mut shutdown => return,
                 Some(name) = self.names.recv() => self.enqueue(name),
                 Some(job) = self.retries.recv() => self.queue.push_back(Pending::Claimed(job)),
-                permit = slot => self.start_next(permit).await,
+                _ = tokio::time::sleep(STORE_BACKLOG_RECHECK), if gated => {}
+                permit = slot => self.start_next(permit, gated).await,
             }
         }
     }
@@ -218,9 +226,21 @@ impl Daemon {
         }
     }
 
-    /// Gives a free slot to the next job in the queue, claiming it first if it is a name.
-    async fn start_next(&mut self, permit: OwnedSemaphorePermit) {
-        let Some(pending) = self.queue.pop_front() else {
+    /// While the store is down, jobs it did not take keep their rendered outputs: once
+    /// `spool.jobs` of them wait, no new file is claimed (disk stays bounded); only jobs
+    /// already in `work/` go on.
+    fn store_backlog_full(&self) -> bool {
+        self.jobs.ctx.rendered_waiting() >= self.jobs.ctx.config.spool.effective_jobs()
+    }
+
+    /// Gives a free slot to the next job in the queue, claiming it first if it is a name (not
+    /// while `claimed_only`).
+    async fn start_next(&mut self, permit: OwnedSemaphorePermit, claimed_only: bool) {
+        let next = match claimed_only {
+            true => self.queue.iter().position(|p| matches!(p, Pending::Claimed(_))),
+            false => Some(0),
+        };
+        let Some(pending) = next.and_then(|i| self.queue.remove(i)) else {
             return;
         };
         let job = match pending {
@@ -322,7 +342,7 @@ impl Jobs {
                 }
                 false
             }
-            Err(e) => self.catalog_failed(&job, &e),
+            Err(e) => self.interrupted(&job, &e),
         };
         lock(&self.running).remove(&job.job_id);
         if again {
@@ -331,12 +351,13 @@ impl Jobs {
         }
     }
 
-    /// Whether a job whose catalog call failed is tried again: always when the error passes,
-    /// else until [`MAX_CATALOG_TRIES`]; then it is quarantined, without a record (the
-    /// catalog cannot take one), with the reason for an operator.
-    fn catalog_failed(&self, job: &Claimed, e: &CatalogError) -> bool {
+    /// Whether a job that ended without a verdict is tried again: always when the error
+    /// passes (a store that does not answer, a busy catalog), else until
+    /// [`MAX_CATALOG_TRIES`]; then it is quarantined, without a record (the catalog cannot
+    /// take one), with the reason for an operator.
+    fn interrupted(&self, job: &Claimed, e: &JobError) -> bool {
         if e.is_transient() {
-            tracing::error!(file = %job.name, error = %e, "catalog failed; trying again in 5 s");
+            tracing::warn!(file = %job.name, error = %e, "job waits in work/; trying again in 5 s");
             return true;
         }
         let tries = {

@@ -204,6 +204,19 @@ impl Catalog {
         Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
     }
 
+    /// The record with this id, if the catalog has it.
+    pub fn record(&self, record_id: &str) -> Result<Option<Record>, CatalogError> {
+        let conn = self.conn();
+        let body: Option<String> = conn
+            .query_row(
+                "SELECT record FROM messages WHERE record_id = ?1",
+                params![record_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
     /// Commits a finished job: its rendition (if new), its record, the record's outbox rows
     /// for every sink, and the job's verdict — all or nothing.
     pub fn commit(

@@ -5,7 +5,6 @@ use super::{EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
 use crate::profile::ProfileSet;
 use crate::records::NdjsonSink;
-use crate::store::Store;
 
 pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
     let (config, profiles) = match loaded {
@@ -15,10 +14,7 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let mut problems = Vec::new();
-    if let Err(e) = Store::from_config(&config.store) {
-        problems.push(format!("store: {e}"));
-    }
+    let mut problems = store_problems(&config);
     if let Err(e) = crate::catalog::Catalog::open(&config.catalog.url) {
         problems.push(e.to_string());
     }
@@ -40,4 +36,24 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
         }
         EXIT_USAGE
     }
+}
+
+/// Reaches the store: it opens, the bucket or container exists, a probe object can be written
+/// and deleted.
+fn store_problems(config: &Config) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    runtime.block_on(async {
+        match crate::store::open(&config.store).await {
+            Ok(store) => store
+                .check()
+                .await
+                .into_iter()
+                .map(|p| format!("store: {p}"))
+                .collect(),
+            Err(e) => vec![format!("store: {e}")],
+        }
+    })
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod completions;
+mod link;
 mod man;
 mod probe;
 mod process;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> ExitCode {
             process::run(config, profiles, files, report)
         }
         (Command::Watch, Ok((config, profiles))) => watch::run(config, profiles),
+        (Command::Link { target }, Ok((config, _))) => link::run(&config, target),
         (
             Command::Query {
                 customer,

@@ -50,12 +50,12 @@ async fn process(config: Config, profiles: ProfileSet, files: &[PathBuf], report
         }
     };
     let jobs = config.spool.effective_jobs();
-    let built = crate::daemon::sinks(&config).and_then(|sinks| {
-        Ok((
-            sinks,
-            crate::daemon::context(config, profiles, scratch.path().to_path_buf())?,
-        ))
-    });
+    let built = match crate::daemon::sinks(&config) {
+        Ok(sinks) => crate::daemon::context(config, profiles, scratch.path().to_path_buf())
+            .await
+            .map(|ctx| (sinks, ctx)),
+        Err(e) => Err(e),
+    };
     let (sinks, ctx) = match built {
         Ok((s, c)) => (s, Arc::new(c)),
         Err(e) => {

@@ -121,9 +121,17 @@ error_codes! {
     DURATION_MISMATCH: "duration-mismatch", Verify, false,
         "a track of the output is not as long as the source's";
     STORE_IO: "store-io", Store, true,
-        "the store could not be written";
+        "a file could not be read or written by the store (a full disk passes: the job waits in `work/`)";
     STORE_UNAVAILABLE: "store-unavailable", Store, true,
-        "the store is not reachable";
+        "the store does not answer, times out, fails (5xx) or throttles: never a rejection, the job waits in `work/` (see Uploads and outages)";
+    STORE_DENIED: "store-denied", Store, false,
+        "the store refused the credentials or the request (403)";
+    STORE_NO_BUCKET: "store-no-bucket", Store, false,
+        "the bucket or container does not exist";
+    STORE_REJECTED: "store-rejected", Store, false,
+        "the store refused the request (another 4xx)";
+    STORE_CONFIG: "store-config", Store, false,
+        "the store cannot be set up from the configuration (a bad key, no credentials)";
     CATALOG_ERROR: "catalog-error", Catalog, false,
         "a catalog error that came back on three tries (no record is written)";
     WORKER_CRASHED: "worker-crashed", Worker, false,

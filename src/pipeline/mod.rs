@@ -23,7 +23,7 @@ use crate::ingest::manifest::Manifest;
 use crate::media::Probe;
 use crate::profile::{MediaKind, ProfileSet};
 use crate::records::{Crm, Event, Record, SourceInfo};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::worker::pool::WorkerPool;
 use crate::worker::{MediaOutcome, Request};
 
@@ -40,7 +40,7 @@ const MAX_ATTEMPTS: u32 = 2;
 pub struct Ctx {
     pub config: Config,
     pub profiles: ProfileSet,
-    pub store: Store,
+    pub store: Arc<dyn Store>,
     pub catalog: Catalog,
     pub workers: WorkerPool,
     /// Names of the sinks every record is delivered to.
@@ -51,6 +51,17 @@ pub struct Ctx {
     pub scratch: PathBuf,
     /// One async lock per content hash being worked on.
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Media work of jobs whose outputs the store did not take (it was down), by job id: their
+    /// next try stores these instead of rendering again.
+    parked: Mutex<HashMap<String, Parked>>,
+}
+
+/// A job's rendered outputs, waiting for the store.
+struct Parked {
+    outcome: MediaOutcome,
+    tags: Vec<String>,
+    /// Holds the rendered files; removed with it.
+    work_dir: tempfile::TempDir,
 }
 
 /// Where a job's manifest is, and how long to wait for one that has not arrived yet.
@@ -101,8 +112,36 @@ impl From<Failure> for Rejection {
 enum Stop {
     /// An outcome for the record: rejected, with where the input goes.
     Reject(Rejection),
-    /// The catalog failed: nothing is decided about the file; the job is tried again later.
-    Catalog(CatalogError),
+    /// Nothing is decided about the file; the job is tried again later.
+    Retry(JobError),
+}
+
+/// A job that ended without a verdict: its input stays in `work/` to be tried again.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The store did not answer within its retry budget (a permanent store error rejects the
+    /// file instead).
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl JobError {
+    /// Whether trying again can help (a catalog row that cannot be read never will).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JobError::Catalog(e) => e.is_transient(),
+            JobError::Store(_) => true,
+        }
+    }
+
+    pub fn failure(&self) -> Failure {
+        match self {
+            JobError::Catalog(e) => e.failure(),
+            JobError::Store(e) => e.failure(),
+        }
+    }
 }
 
 impl From<Rejection> for Stop {
@@ -119,7 +158,18 @@ impl From<Failure> for Stop {
 
 impl From<CatalogError> for Stop {
     fn from(e: CatalogError) -> Stop {
-        Stop::Catalog(e)
+        Stop::Retry(JobError::Catalog(e))
+    }
+}
+
+/// A transient store error waits; a permanent one rejects the file with the store's code.
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        if e.is_transient() {
+            Stop::Retry(JobError::Store(e))
+        } else {
+            e.failure().into()
+        }
     }
 }
 
@@ -140,7 +190,7 @@ impl Ctx {
     pub fn new(
         config: Config,
         profiles: ProfileSet,
-        store: Store,
+        store: Arc<dyn Store>,
         catalog: Catalog,
         workers: WorkerPool,
         scratch: PathBuf,
@@ -159,7 +209,27 @@ impl Ctx {
             committed: tokio::sync::Notify::new(),
             scratch,
             locks: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many jobs have rendered outputs waiting for the store.
+    pub fn rendered_waiting(&self) -> usize {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn park(&self, job_id: &str, parked: Parked) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job_id.to_string(), parked);
+    }
+
+    fn unpark(&self, job_id: &str) -> Option<Parked> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(job_id)
     }
 
     async fn lock_bytes(&self, hash: &ContentHash) -> tokio::sync::OwnedMutexGuard<()> {
@@ -187,7 +257,7 @@ async fn blocking<T: Send + 'static>(ctx: &Arc<Ctx>, f: impl FnOnce(&Ctx) -> T +
         .expect("blocking task does not panic")
 }
 
-pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, CatalogError> {
+pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobError> {
     let job_id = input.job_id.clone();
     let id = job_id.clone();
     if let Some(verdict) = blocking(ctx, move |c| c.catalog.finished_job(&id)).await? {
@@ -210,7 +280,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, Catal
     let outcome = work(ctx, &mut input, &mut facts).await;
     let (record, verdict, new_media) = match outcome {
         Ok(done) => done,
-        Err(Stop::Catalog(e)) => return Err(e),
+        Err(Stop::Retry(e)) => return Err(e),
         Err(Stop::Reject(rejection)) => {
             tracing::debug!(file = %input.file_name, code = %rejection.failure.code, "rejected: {}", rejection.failure.message);
             let mut record = base_record(Event::Rejected, &facts);
@@ -292,28 +362,43 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
         return Ok(done);
     }
 
-    let work_dir = tempfile::Builder::new()
-        .prefix(&format!("{}-", input.job_id))
-        .tempdir_in(&ctx.scratch)
-        .map_err(|e| {
-            Failure::new(
-                ErrorCode::WORK_DIR_ERROR,
-                format!("cannot create a work directory: {e}"),
-            )
-        })?;
-    let mut request = Request {
-        input: path.clone(),
-        file_name: input.file_name.clone(),
-        tags: facts
-            .manifest
-            .as_ref()
-            .map(|m| m.tags.clone())
-            .unwrap_or_default(),
-        work_dir: work_dir.path().to_path_buf(),
+    let (work_dir, mut request, outcome) = match ctx.unpark(&input.job_id) {
+        Some(parked) => {
+            tracing::info!(file = %input.file_name, "storing the outputs it rendered before the store failed");
+            let request = Request {
+                input: path.clone(),
+                file_name: input.file_name.clone(),
+                tags: parked.tags,
+                work_dir: parked.work_dir.path().to_path_buf(),
+            };
+            (parked.work_dir, request, Ok(parked.outcome))
+        }
+        None => {
+            let work_dir = tempfile::Builder::new()
+                .prefix(&format!("{}-", input.job_id))
+                .tempdir_in(&ctx.scratch)
+                .map_err(|e| {
+                    Failure::new(
+                        ErrorCode::WORK_DIR_ERROR,
+                        format!("cannot create a work directory: {e}"),
+                    )
+                })?;
+            let request = Request {
+                input: path.clone(),
+                file_name: input.file_name.clone(),
+                tags: facts
+                    .manifest
+                    .as_ref()
+                    .map(|m| m.tags.clone())
+                    .unwrap_or_default(),
+                work_dir: work_dir.path().to_path_buf(),
+            };
+            let started = Instant::now();
+            let outcome = run_worker(ctx, &input.job_id, &request).await;
+            tracing::debug!(file = %input.file_name, ms = started.elapsed().as_millis() as u64, "media work done");
+            (work_dir, request, outcome)
+        }
     };
-    let started = Instant::now();
-    let outcome = run_worker(ctx, &input.job_id, &request).await;
-    tracing::debug!(file = %input.file_name, ms = started.elapsed().as_millis() as u64, "media work done");
     drop(input.permit.take());
     let mut outcome = outcome?;
     // A manifest may come just after its media: wait (within the grace period) before the
@@ -339,29 +424,50 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
         }
     }
 
+    let stored = store_outcome(ctx, &path, &outcome, facts).await;
+    if let Err(Stop::Retry(JobError::Store(_))) = &stored {
+        ctx.park(
+            &input.job_id,
+            Parked {
+                outcome,
+                tags: request.tags,
+                work_dir,
+            },
+        );
+    }
+    stored
+}
+
+/// The store step for the media work's outcome (or the rejection it is).
+async fn store_outcome(
+    ctx: &Arc<Ctx>,
+    path: &std::path::Path,
+    outcome: &MediaOutcome,
+    facts: &mut Facts,
+) -> Result<Done, Stop> {
     match outcome {
         MediaOutcome::Failed { probe, failure } => {
             if let Some(p) = probe {
-                describe_source(facts, &p);
+                describe_source(facts, p);
             }
-            Err(failure.into())
+            Err(failure.clone().into())
         }
         MediaOutcome::NotMedia { probe } => {
-            describe_source(facts, &probe);
-            Ok(store_as_is(ctx, &path, &probe, facts).await?)
+            describe_source(facts, probe);
+            store_as_is(ctx, path, probe, facts).await
         }
         MediaOutcome::Rendered {
             probe,
             profile,
             rendition,
         } => {
-            describe_source(facts, &probe);
+            describe_source(facts, probe);
             let profile = ctx
                 .profiles
-                .get(&profile)
+                .get(profile)
                 .cloned()
                 .ok_or_else(|| Failure::new(ErrorCode::NO_PROFILE, format!("no profile {profile:?}")))?;
-            Ok(store_rendition(ctx, &path, &probe, &profile, rendition, facts).await?)
+            store_rendition(ctx, path, probe, &profile, rendition, facts).await
         }
     }
 }
@@ -434,6 +540,12 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
     else {
         return Ok(None);
     };
+    // The catalog may outlive what the store holds (a bucket emptied, a store restored from
+    // an older copy): then the media is made and stored again rather than pointed at.
+    if ctx.store.head(&stored.media.key).await?.is_none() {
+        tracing::warn!(file = %input.file_name, key = %stored.media.key, "known media is missing from the store; making it again");
+        return Ok(None);
+    }
     // Known to be a duplicate: other copies need not wait while this one waits for a manifest.
     drop(facts.same_bytes.take());
     load_manifest(ctx, &input.manifest, facts, true).await?;
@@ -452,6 +564,7 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
     record.media = Some(stored.media.clone());
     record.thumbnail = stored.thumbnail.clone();
     record.original = stored.original.clone();
+    outputs::attach_links(ctx, &mut record).await?;
     record.source.describe(
         stored.source.mime.as_deref(),
         stored.source.container.as_deref(),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{base_record, blocking, Ctx, Facts, NewMedia, Rejection};
+use super::{base_record, Ctx, Facts, NewMedia, Stop};
 use crate::catalog::{JobVerdict, StoredMedia};
 use crate::config::OtherRoute;
 use crate::failure::{ErrorCode, Failure};
@@ -12,7 +12,7 @@ use crate::hash::ContentHash;
 use crate::media::{Probe, Rendition};
 use crate::profile::{MediaKind, Profile};
 use crate::records::{Event, MediaInfo, Record, ThumbnailInfo};
-use crate::store::{keys, Placed};
+use crate::store::{keys, Metadata, ObjectClass, ObjectRef, Placed, PutRequest, StoreError};
 
 /// Profile id under which files kept as they came are catalogued.
 pub(super) const AS_IS: &str = "as-is";
@@ -22,17 +22,22 @@ pub(super) async fn store_rendition(
     input: &Path,
     probe: &Probe,
     profile: &Profile,
-    rendition: Rendition,
+    rendition: &Rendition,
     facts: &Facts,
-) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
+) -> Result<(Record, JobVerdict, Option<NewMedia>), Stop> {
     let hash = facts.hash.clone().expect("hashed");
     let mut record = base_record(Event::Stored, facts);
-    let (profile_for_store, input) = (profile.clone(), input.to_path_buf());
-    let (media, thumbnail, original) = blocking(ctx, move |c| {
-        put_rendition(c, &hash, &profile_for_store, &input, &rendition)
-    })
-    .await
-    .map_err(|e| e.failure())?;
+    let mut placed = Placed::new(ctx.store.as_ref());
+    let put = put_rendition(ctx, &mut placed, &hash, profile, input, probe, rendition).await;
+    let (media, thumbnail, original) = match put {
+        Ok(objects) => objects,
+        Err(e) => {
+            if !e.is_transient() {
+                placed.undo().await;
+            }
+            return Err(e.into());
+        }
+    };
     record.media = Some(MediaInfo {
         kind: probe.kind.as_str().to_string(),
         ..media
@@ -40,6 +45,7 @@ pub(super) async fn store_rendition(
     record.thumbnail = thumbnail;
     record.original = original;
     record.retention_until = retention_until(ctx, facts, profile.settings.retention_days);
+    attach_links(ctx, &mut record).await?;
     let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
         record,
@@ -48,41 +54,101 @@ pub(super) async fn store_rendition(
     ))
 }
 
-/// Puts thumbnail, original (if configured) and rendition; removes them again if any put fails.
-fn put_rendition(
+/// What every object of these bytes carries: enough to know, from a HEAD on its key alone,
+/// what it is and where it came from.
+fn object_metadata(hash: &ContentHash, profile_id: Option<&str>) -> Metadata {
+    let mut metadata = Metadata::new();
+    metadata.insert("content_hash".into(), hash.to_string());
+    if let Some(id) = profile_id {
+        metadata.insert("profile_id".into(), id.to_string());
+    }
+    metadata
+}
+
+/// Puts thumbnail, original (if configured) and rendition, the rendition last: once it is
+/// there, everything a record names is.
+async fn put_rendition(
     ctx: &Ctx,
+    placed: &mut Placed<'_>,
     hash: &ContentHash,
     profile: &Profile,
     input: &Path,
+    probe: &Probe,
     rendition: &Rendition,
-) -> Result<(MediaInfo, Option<ThumbnailInfo>, Option<crate::store::ObjectRef>), crate::store::StoreError> {
+) -> Result<(MediaInfo, Option<ThumbnailInfo>, Option<ObjectRef>), StoreError> {
     let prefix = &ctx.config.store.prefix;
-    let mut placed = Placed::new(&ctx.store);
+    let base = object_metadata(hash, Some(&profile.id));
     let thumbnail = match &rendition.thumbnail {
         Some(t) => {
-            let object = placed.put(&keys::thumbnail(prefix, hash, &profile.id, &t.extension), &t.path)?;
+            let key = keys::thumbnail(prefix, hash, &profile.id, &t.extension);
+            let mut metadata = base.clone();
+            metadata.insert("width".into(), t.width.to_string());
+            metadata.insert("height".into(), t.height.to_string());
+            placed
+                .put(&PutRequest {
+                    key: &key,
+                    path: &t.path,
+                    content_type: &t.mime,
+                    metadata: &metadata,
+                    class: ObjectClass::Output,
+                })
+                .await?;
             Some(ThumbnailInfo {
                 mime: t.mime.clone(),
                 width: t.width,
                 height: t.height,
-                url: object.url,
-                key: object.key,
+                url: String::new(),
+                key,
             })
         }
         None => None,
     };
     let original = if ctx.config.store.upload_originals {
-        Some(placed.put(&keys::original(prefix, hash), input)?)
+        let key = keys::original(prefix, hash);
+        placed
+            .put(&PutRequest {
+                key: &key,
+                path: input,
+                content_type: &probe.mime,
+                metadata: &object_metadata(hash, None),
+                class: ObjectClass::Original,
+            })
+            .await?;
+        Some(ObjectRef {
+            key,
+            url: String::new(),
+        })
     } else {
         None
     };
-    let object = placed.put(
-        &keys::rendition(prefix, hash, &profile.id, &rendition.extension),
-        &rendition.path,
-    )?;
-    placed.keep();
-    // An object already under this key (put before a crash) stays; describe what is stored.
-    let bytes = ctx.store.size(&object.key)?;
+    let key = keys::rendition(prefix, hash, &profile.id, &rendition.extension);
+    let mut metadata = base;
+    for (name, value) in [
+        ("duration_ms", rendition.duration_ms.map(|v| v.to_string())),
+        ("width", rendition.width.map(|v| v.to_string())),
+        ("height", rendition.height.map(|v| v.to_string())),
+    ] {
+        if let Some(value) = value {
+            metadata.insert(name.into(), value);
+        }
+    }
+    placed
+        .put(&PutRequest {
+            key: &key,
+            path: &rendition.path,
+            content_type: &rendition.mime,
+            metadata: &metadata,
+            class: ObjectClass::Output,
+        })
+        .await?;
+    // An object already under this key (put before a crash, or by another daemon) stays;
+    // describe what is stored.
+    let bytes = ctx
+        .store
+        .head(&key)
+        .await?
+        .ok_or_else(|| StoreError::transient(format!("{key} was put but is not there (yet)")))?
+        .bytes;
     let media = MediaInfo {
         kind: String::new(),
         profile: Some(profile.name.clone()),
@@ -92,10 +158,37 @@ fn put_rendition(
         duration_ms: rendition.duration_ms,
         width: rendition.width,
         height: rendition.height,
-        url: object.url,
-        key: object.key,
+        url: String::new(),
+        key,
     };
     Ok((media, thumbnail, original))
+}
+
+/// Sets the URL of every object the record names from the store (fresh presigned links for
+/// a duplicate too), and when they expire.
+pub(super) async fn attach_links(ctx: &Ctx, record: &mut Record) -> Result<(), StoreError> {
+    let mut expires: Option<time::OffsetDateTime> = None;
+    let mut urls = Vec::new();
+    if let Some(m) = record.media.as_mut() {
+        urls.push((&m.key, &mut m.url));
+    }
+    if let Some(t) = record.thumbnail.as_mut() {
+        urls.push((&t.key, &mut t.url));
+    }
+    if let Some(o) = record.original.as_mut() {
+        urls.push((&o.key, &mut o.url));
+    }
+    for (key, url) in urls {
+        let link = ctx.store.link(key).await?;
+        *url = link.url;
+        expires = match (expires, link.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    record.links_expire_at =
+        expires.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    Ok(())
 }
 
 /// Files that are not media: kept byte for byte, or refused, per `routing.other`.
@@ -104,7 +197,7 @@ pub(super) async fn store_as_is(
     input: &Path,
     probe: &Probe,
     facts: &Facts,
-) -> Result<(Record, JobVerdict, Option<NewMedia>), Rejection> {
+) -> Result<(Record, JobVerdict, Option<NewMedia>), Stop> {
     if ctx.config.routing.other == OtherRoute::Reject {
         return Err(Failure::new(
             ErrorCode::UNSUPPORTED_KIND,
@@ -116,12 +209,20 @@ pub(super) async fn store_as_is(
         .into());
     }
     let hash = facts.hash.clone().expect("hashed");
-    let (input, prefix) = (input.to_path_buf(), ctx.config.store.prefix.clone());
-    let (object, _) = blocking(ctx, move |c| {
-        c.store.put_file(&keys::original(&prefix, &hash), &input)
-    })
-    .await
-    .map_err(|e| e.failure())?;
+    let key = keys::original(&ctx.config.store.prefix, &hash);
+    ctx.store
+        .put_if_absent(&PutRequest {
+            key: &key,
+            path: input,
+            content_type: &probe.mime,
+            metadata: &object_metadata(&hash, None),
+            class: ObjectClass::Output,
+        })
+        .await?;
+    let object = ObjectRef {
+        key,
+        url: String::new(),
+    };
     let mut record = base_record(Event::Stored, facts);
     record.media = Some(MediaInfo {
         kind: MediaKind::Other.as_str().to_string(),
@@ -137,6 +238,7 @@ pub(super) async fn store_as_is(
     });
     record.original = Some(object);
     record.retention_until = retention_until(ctx, facts, None);
+    attach_links(ctx, &mut record).await?;
     let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
         record,

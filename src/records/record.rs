@@ -65,6 +65,9 @@ pub struct Record {
     pub thumbnail: Option<ThumbnailInfo>,
     pub original: Option<ObjectRef>,
     pub crm: Crm,
+    /// When the presigned URLs in this record stop working; `None` when they do not expire.
+    #[serde(default)]
+    pub links_expire_at: Option<String>,
     pub received_at: Option<String>,
     pub processed_at: String,
     pub retention_until: Option<String>,
@@ -142,6 +145,7 @@ impl Record {
             thumbnail: None,
             original: None,
             crm: Crm::default(),
+            links_expire_at: None,
             received_at: None,
             processed_at: now_rfc3339(),
             retention_until: None,
@@ -307,6 +311,7 @@ mod tests {
             "thumbnail",
             "original",
             "crm",
+            "links_expire_at",
             "received_at",
             "processed_at",
             "retention_until",

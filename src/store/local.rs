@@ -1,12 +1,17 @@
 //! The local store: a directory tree under `store.root`.
 //!
-//! Puts copy into a hidden staging directory on the same filesystem, flush to disk, then rename
-//! into place, so a crash never leaves a partial object under a real key.
+//! Puts copy into a hidden staging directory on the same filesystem, flush to disk, then link
+//! the name into place only if it is free, so a crash never leaves a partial object under a
+//! real key and an existing object is never replaced. A staged copy is locked (`flock`) while
+//! its put runs: a staged file nobody holds is left over from an interrupted put and is removed
+//! at the next start, whichever process, container or machine made it. No process ids are
+//! involved. Blocking file I/O runs on blocking threads.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use super::{ObjectRef, StoreError};
+use super::{Link, ObjectInfo, Put, PutRequest, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -15,15 +20,16 @@ pub struct LocalStore {
 
 const STAGING: &str = ".staging";
 
+/// A staged file younger than this is never cleared, even unlocked: its put may be between
+/// creating and locking it.
+const STAGING_MIN_AGE: Duration = Duration::from_secs(60);
+
 impl LocalStore {
     pub fn new(root: &Path) -> Result<LocalStore, StoreError> {
-        let io = |source| StoreError::Io {
-            key: root.display().to_string(),
-            source,
-        };
+        let io = |e| StoreError::io(&root.display().to_string(), &e);
         fs::create_dir_all(root.join(STAGING)).map_err(io)?;
         let root = root.canonicalize().map_err(io)?;
-        clear_abandoned_staging(&root.join(STAGING));
+        clear_abandoned_staging(&root.join(STAGING), STAGING_MIN_AGE);
         Ok(LocalStore { root })
     }
 
@@ -35,90 +41,125 @@ impl LocalStore {
         self.root.join(key)
     }
 
-    /// Creates `key` from the file at `source` unless it exists already (then the existing
-    /// object stays: keys are content-addressed, and records may describe it). Returns the
-    /// object and whether this call created it.
-    pub fn put_file(&self, key: &str, source: &Path) -> Result<(ObjectRef, bool), StoreError> {
-        let io = |source| StoreError::Io {
-            key: key.to_string(),
-            source,
-        };
+    fn put_blocking(&self, key: &str, source: &Path) -> Result<Put, StoreError> {
         let target = self.path_of(key);
-        let staged = self.root.join(STAGING).join(format!(
-            "{}.{}",
-            std::process::id(),
-            blake3::hash(format!("{key}{:?}", std::time::SystemTime::now()).as_bytes()).to_hex()
-        ));
         let result = (|| {
-            fs::copy(source, &staged)?;
-            fs::File::open(&staged)?.sync_all()?;
+            let mut staged = tempfile::Builder::new()
+                .prefix("put-")
+                .tempfile_in(self.root.join(STAGING))?;
+            staged.as_file().lock()?;
+            std::io::copy(&mut fs::File::open(source)?, staged.as_file_mut())?;
+            staged.as_file().sync_all()?;
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)?;
             }
             // A hard link creates the name only if it is free, atomically.
-            let created = match fs::hard_link(&staged, &target) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            let put = match fs::hard_link(staged.path(), &target) {
+                Ok(()) => Put::Created,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Put::AlreadyThere,
                 Err(e) => return Err(e),
             };
-            if created {
+            if put == Put::Created {
                 if let Some(parent) = target.parent() {
                     // The new name is durable once the directory entry is.
                     fs::File::open(parent)?.sync_all()?;
                 }
             }
-            Ok(created)
+            Ok(put)
         })();
-        let _ = fs::remove_file(&staged);
-        let created = result.map_err(io)?;
-        Ok((self.object_ref(key), created))
+        result.map_err(|e| StoreError::io(key, &e))
     }
 
-    pub fn size(&self, key: &str) -> Result<u64, StoreError> {
-        fs::metadata(self.path_of(key))
-            .map(|m| m.len())
-            .map_err(|source| StoreError::Io {
-                key: key.to_string(),
-                source,
-            })
+    fn head_blocking(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match fs::metadata(self.path_of(key)) {
+            Ok(m) => Ok(Some(ObjectInfo {
+                bytes: m.len(),
+                metadata: Default::default(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(key, &e)),
+        }
     }
 
-    pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.path_of(key).try_exists().map_err(|source| StoreError::Io {
-            key: key.to_string(),
-            source,
-        })
-    }
-
-    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+    fn delete_blocking(&self, key: &str) -> Result<(), StoreError> {
         match fs::remove_file(self.path_of(key)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StoreError::Io {
-                key: key.to_string(),
-                source,
-            }),
+            Err(e) => Err(StoreError::io(key, &e)),
         }
     }
 
-    pub fn object_ref(&self, key: &str) -> ObjectRef {
-        ObjectRef {
-            key: key.to_string(),
-            url: format!("file://{}", self.path_of(key).display()),
+    fn check_blocking(&self) -> Vec<String> {
+        let probe = tempfile::Builder::new()
+            .prefix("check-")
+            .tempfile_in(self.root.join(STAGING))
+            .and_then(|f| {
+                use std::io::Write;
+                f.as_file().write_all(b"mediaspool check")?;
+                f.close()
+            });
+        match probe {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("store.root {}: cannot write: {e}", self.root.display())],
         }
+    }
+
+    /// Runs `f` on a blocking thread with a copy of this store.
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&LocalStore) -> T + Send + 'static) -> T {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .expect("local store call does not panic")
     }
 }
 
-/// Staged copies are named `PID.…`; those of processes that are gone were interrupted puts.
-fn clear_abandoned_staging(staging: &Path) {
+#[async_trait::async_trait]
+impl Store for LocalStore {
+    async fn put_if_absent(&self, request: &PutRequest<'_>) -> Result<Put, StoreError> {
+        let (key, path) = (request.key.to_string(), request.path.to_path_buf());
+        self.blocking(move |s| s.put_blocking(&key, &path)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |s| s.head_blocking(&key)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.blocking(move |s| s.delete_blocking(&key)).await
+    }
+
+    async fn link(&self, key: &str) -> Result<Link, StoreError> {
+        Ok(Link {
+            url: format!("file://{}", self.path_of(key).display()),
+            expires_at: None,
+        })
+    }
+
+    async fn check(&self) -> Vec<String> {
+        self.blocking(LocalStore::check_blocking).await
+    }
+
+    fn describe(&self) -> String {
+        format!("local {}", self.root.display())
+    }
+}
+
+/// Staged copies that no put holds (their lock is free) and that are not brand new were left
+/// by interrupted puts.
+fn clear_abandoned_staging(staging: &Path, min_age: Duration) {
     let Ok(entries) = fs::read_dir(staging) else {
         return;
     };
+    let now = SystemTime::now();
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let pid = name.split('.').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= min_age);
+        let unheld = fs::File::open(entry.path()).is_ok_and(|f| f.try_lock().is_ok());
+        if old && unheld {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -126,26 +167,57 @@ fn clear_abandoned_staging(staging: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
 
-    #[test]
-    fn put_is_readable_under_its_key_and_leaves_no_staging() {
+    use super::*;
+    use crate::store::ObjectClass;
+
+    fn request<'a>(key: &'a str, path: &'a Path, metadata: &'a BTreeMap<String, String>) -> PutRequest<'a> {
+        PutRequest {
+            key,
+            path,
+            content_type: "audio/mpeg",
+            metadata,
+            class: ObjectClass::Output,
+        }
+    }
+
+    #[tokio::test]
+    async fn put_is_readable_under_its_key_and_leaves_no_staging() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(&dir.path().join("media")).unwrap();
         let src = dir.path().join("src");
+        let meta = BTreeMap::new();
         fs::write(&src, b"hello").unwrap();
-        let (obj, created) = store.put_file("ab/cd/media.mp3", &src).unwrap();
-        assert!(created);
-        assert_eq!(fs::read(store.path_of("ab/cd/media.mp3")).unwrap(), b"hello");
-        assert!(obj.url.starts_with("file:///"));
-        assert!(store.exists("ab/cd/media.mp3").unwrap());
+        let key = "ab/cd/media.mp3";
+        assert_eq!(
+            store.put_if_absent(&request(key, &src, &meta)).await.unwrap(),
+            Put::Created
+        );
+        assert_eq!(fs::read(store.path_of(key)).unwrap(), b"hello");
+        assert!(store.link(key).await.unwrap().url.starts_with("file:///"));
+        assert_eq!(store.head(key).await.unwrap().unwrap().bytes, 5);
         fs::write(&src, b"other").unwrap();
-        let (_, created) = store.put_file("ab/cd/media.mp3", &src).unwrap();
-        assert!(!created, "an existing object is kept");
-        assert_eq!(fs::read(store.path_of("ab/cd/media.mp3")).unwrap(), b"hello");
+        let again = store.put_if_absent(&request(key, &src, &meta)).await.unwrap();
+        assert_eq!(again, Put::AlreadyThere, "an existing object is kept");
+        assert_eq!(fs::read(store.path_of(key)).unwrap(), b"hello");
         assert_eq!(fs::read_dir(store.root().join(STAGING)).unwrap().count(), 0);
-        store.delete("ab/cd/media.mp3").unwrap();
-        assert!(!store.exists("ab/cd/media.mp3").unwrap());
-        store.delete("ab/cd/media.mp3").unwrap();
+        store.delete(key).await.unwrap();
+        assert_eq!(store.head(key).await.unwrap(), None);
+        store.delete(key).await.unwrap();
+        assert!(store.check().await.is_empty());
+    }
+
+    #[test]
+    fn staged_files_are_cleared_only_when_unheld_and_not_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = fs::File::create(dir.path().join("put-held")).unwrap();
+        held.lock().unwrap();
+        fs::write(dir.path().join("put-left"), b"x").unwrap();
+        clear_abandoned_staging(dir.path(), Duration::from_secs(3600));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "new files stay");
+        clear_abandoned_staging(dir.path(), Duration::ZERO);
+        assert!(dir.path().join("put-held").exists(), "a held file stays");
+        assert!(!dir.path().join("put-left").exists(), "an abandoned file goes");
     }
 }

@@ -1,16 +1,31 @@
-//! Where outputs go: content-addressed objects, in a local directory tree.
+//! Where outputs go: content-addressed objects in a local directory, an S3 bucket or an Azure
+//! Blob container, behind one narrow interface, [`Store`].
 //!
-//! In: finished files from a job's work directory. Out: [`ObjectRef`]s (key and URL) for the
-//! record. Keys come only from the input's content hash and the profile id, never from a name
-//! a sender chose (see [`keys`]), so writing the same object twice is harmless. Fails with
-//! [`StoreError`]; a failed job removes what it had put (see [`Placed`]). Blocking file I/O.
+//! In: finished files from a job's work directory, each with its key, content type and
+//! metadata. Out: whether the object was created or was already there, what a stored object
+//! holds ([`ObjectInfo`]), and links to objects for records ([`Link`]: a `file://` URL, a
+//! public URL, or a presigned one that expires). Keys come only from the input's content hash
+//! and the profile id, never from a name a sender chose (see [`keys`]), so writing the same
+//! object twice is harmless and two daemons sharing a bucket never disagree about a key.
+//! Fails with [`StoreError`], classed as transient (try again later: the store is down, slow or
+//! throttling) or permanent (denied, no such bucket, a request the store refuses). Async; the
+//! local store runs its file I/O on blocking threads itself.
 
+mod azure;
 pub mod keys;
 mod local;
+mod retry;
+mod s3;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
+pub use retry::Patient;
 
 use crate::config::{StoreConfig, StoreKind};
 use crate::failure::{ErrorCode, Failure};
@@ -22,116 +37,200 @@ pub struct ObjectRef {
     pub url: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store i/o on {key}: {source}")]
-    Io { key: String, source: std::io::Error },
-    #[error("store not available: {0}")]
-    Unavailable(String),
+/// Cache-Control of every object: keys are content-addressed, so what is under a key never
+/// changes.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Which storage class applies to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectClass {
+    /// Renditions, thumbnails, files kept as they came: `store.storage_class`.
+    Output,
+    /// Archived originals (`store.upload_originals`): `store.originals_storage_class`.
+    Original,
+}
+
+/// One object to create.
+#[derive(Debug, Clone)]
+pub struct PutRequest<'a> {
+    pub key: &'a str,
+    pub path: &'a Path,
+    pub content_type: &'a str,
+    /// Names are lower-case ASCII letters, digits and `_` (valid on S3 and Azure alike).
+    pub metadata: &'a Metadata,
+    pub class: ObjectClass,
+}
+
+pub type Metadata = BTreeMap<String, String>;
+
+/// What a put-if-absent did. "Already there" is a normal outcome, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    AlreadyThere,
+}
+
+/// What the store says about an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub bytes: u64,
+    /// The metadata it was put with (the local store keeps none).
+    pub metadata: Metadata,
+}
+
+/// A link to an object for a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub url: String,
+    /// When a presigned link stops working; `None` for links that do not expire.
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+/// Whether trying again later can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The store is unreachable, timing out, failing (5xx) or throttling: the job waits.
+    Transient,
+    /// The store refuses (denied, no such bucket, bad request): an operator must act.
+    Permanent,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub class: ErrorClass,
+    code: ErrorCode,
+    pub message: String,
 }
 
 impl StoreError {
+    pub fn transient(message: impl Into<String>) -> StoreError {
+        StoreError {
+            class: ErrorClass::Transient,
+            code: ErrorCode::STORE_UNAVAILABLE,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(code: ErrorCode, message: impl Into<String>) -> StoreError {
+        StoreError {
+            class: ErrorClass::Permanent,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A local file error: a full or failing disk passes; anything else (permissions, a path
+    /// that is not a directory) needs an operator.
+    pub fn io(what: &str, source: &std::io::Error) -> StoreError {
+        use std::io::ErrorKind::*;
+        let message = format!("store i/o on {what}: {source}");
+        match source.kind() {
+            StorageFull | QuotaExceeded | Interrupted | TimedOut | ResourceBusy => StoreError {
+                class: ErrorClass::Transient,
+                code: ErrorCode::STORE_IO,
+                message,
+            },
+            _ => StoreError::permanent(ErrorCode::STORE_IO, message),
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
-        match self {
-            StoreError::Io { .. } => ErrorCode::STORE_IO,
-            StoreError::Unavailable(_) => ErrorCode::STORE_UNAVAILABLE,
-        }
+        self.code
     }
 
+    /// What a job rejected for this error says (records, `failed/NAME.error.json`).
     pub fn failure(&self) -> Failure {
-        Failure::new(self.code(), self.to_string())
+        Failure::new(self.code, self.message.clone())
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class == ErrorClass::Transient
     }
 }
 
-/// The configured store.
-#[derive(Debug, Clone)]
-pub enum Store {
-    Local(LocalStore),
+/// The store interface the pipeline holds. Implementations: [`LocalStore`], S3, Azure Blob.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Creates the object from the file unless the key exists (then the existing object stays:
+    /// keys are content-addressed, and records may describe it). Readers see all of it or
+    /// nothing. Correct also on stores that ignore conditional writes.
+    async fn put_if_absent(&self, request: &PutRequest<'_>) -> Result<Put, StoreError>;
+
+    /// The object under `key`, or `None` when there is none.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+
+    /// Removes the object; a missing one is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// A link to the object: public (a base URL or a file) or presigned for `store.presign_ttl`.
+    async fn link(&self, key: &str) -> Result<Link, StoreError>;
+
+    /// Reaches the store for `mediaspool check`: the bucket or container exists, and a probe
+    /// object can be written and deleted. Every problem found, none when all is well.
+    async fn check(&self) -> Vec<String>;
+
+    /// Where objects go, for logs and `check` (`s3://bucket/prefix`…).
+    fn describe(&self) -> String;
 }
 
-impl Store {
-    pub fn from_config(config: &StoreConfig) -> Result<Store, StoreError> {
-        match config.kind {
-            StoreKind::Local => Ok(Store::Local(LocalStore::new(&config.root)?)),
-            StoreKind::S3 => Err(StoreError::Unavailable(
-                "the S3 store is not available in this version".into(),
-            )),
-        }
-    }
-
-    /// Puts the file at `path` under `key` unless the key exists, atomically: readers see all of
-    /// it or nothing. Returns whether this call created the object.
-    pub fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(ObjectRef, bool), StoreError> {
-        match self {
-            Store::Local(s) => s.put_file(key, path),
-        }
-    }
-
-    /// Size in bytes of the object under `key`.
-    pub fn size(&self, key: &str) -> Result<u64, StoreError> {
-        match self {
-            Store::Local(s) => s.size(key),
-        }
-    }
-
-    pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Local(s) => s.exists(key),
-        }
-    }
-
-    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Local(s) => s.delete(key),
-        }
-    }
-
-    pub fn object_ref(&self, key: &str) -> ObjectRef {
-        match self {
-            Store::Local(s) => s.object_ref(key),
-        }
-    }
+/// Builds the configured store. Cheap: no request is made until the first put (see
+/// [`Store::check`] to reach the store now).
+/// Calls that fail transiently are tried again for up to `store.retry_budget` (see [`Patient`]).
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match config.kind {
+        StoreKind::Local => Arc::new(LocalStore::new(&config.root)?),
+        StoreKind::S3 => Arc::new(s3::S3Store::new(config).await?),
+        StoreKind::Azure => Arc::new(azure::AzureStore::new(config)?),
+    };
+    Ok(Arc::new(Patient::new(store, config.retry_budget)))
 }
 
-/// Objects a job put that did not exist before; removed again unless the job succeeds.
+/// Objects a job created (not those that were there already); removed again if the job is
+/// rejected, so no object is left that no record names.
 pub struct Placed<'a> {
-    store: &'a Store,
+    store: &'a dyn Store,
     new_keys: Vec<String>,
-    kept: bool,
 }
 
 impl<'a> Placed<'a> {
-    pub fn new(store: &'a Store) -> Placed<'a> {
+    pub fn new(store: &'a dyn Store) -> Placed<'a> {
         Placed {
             store,
             new_keys: Vec::new(),
-            kept: false,
         }
     }
 
-    pub fn put(&mut self, key: &str, path: &std::path::Path) -> Result<ObjectRef, StoreError> {
-        let (object, created) = self.store.put_file(key, path)?;
-        if created {
-            self.new_keys.push(key.to_string());
+    pub async fn put(&mut self, request: &PutRequest<'_>) -> Result<(), StoreError> {
+        if self.store.put_if_absent(request).await? == Put::Created {
+            self.new_keys.push(request.key.to_string());
         }
-        Ok(object)
+        Ok(())
     }
 
-    /// The job succeeded: keep everything it put.
-    pub fn keep(mut self) {
-        self.kept = true;
+    /// The job was rejected: remove what it created. Objects it found there stay (another
+    /// job's record may name them); after a transient error nothing is removed, since the job
+    /// is tried again and will find its objects in place.
+    pub async fn undo(self) {
+        for key in &self.new_keys {
+            if let Err(e) = self.store.delete(key).await {
+                tracing::warn!(key, error = %e, "could not remove the output of a rejected job");
+            }
+        }
     }
 }
 
-impl Drop for Placed<'_> {
-    fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
-        for key in &self.new_keys {
-            if let Err(e) = self.store.delete(key) {
-                tracing::warn!(key, error = %e, "could not remove the output of a failed job");
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_of_a_full_disk_pass_others_do_not() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(StoreError::io("k", &full).is_transient());
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = StoreError::io("k", &denied);
+        assert!(!e.is_transient());
+        assert_eq!(e.code(), ErrorCode::STORE_IO);
     }
 }

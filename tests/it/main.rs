@@ -9,4 +9,6 @@ mod corpus;
 mod daemon;
 mod fixtures;
 mod spool_support;
+mod store;
+mod store_support;
 mod terminal;
