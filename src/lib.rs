@@ -14,6 +14,7 @@
 //! - [`worker`]: media work in supervised worker processes (time and memory limits).
 //! - [`records`]: the record format, the outbox drain and its sinks.
 //! - [`pipeline`]: one job, from input file to committed record.
+//! - [`privacy`]: redaction of log lines.
 //! - [`daemon`]: `watch`: intake, concurrency, shutdown; [`telemetry`]: its start, per-job
 //!   and stop lines.
 //! - [`failure`]: the one shape of every failure (code, message, stage) and, in
@@ -42,6 +43,7 @@ pub mod hash;
 pub mod ingest;
 pub mod media;
 pub mod pipeline;
+pub mod privacy;
 pub mod profile;
 pub mod records;
 pub mod store;

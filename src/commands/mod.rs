@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Config;
+use crate::privacy::redact::{self, LineFormat};
 use crate::profile::ProfileSet;
 
 pub const EXIT_OK: u8 = 0;
@@ -91,6 +92,8 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Configuration and profiles, loaded and validated; every problem in one message.
 fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    redact::register_secret(&config.records.webhook.secret);
+    redact::register_secret(&config.store.access_key);
     let profiles = ProfileSet::load(config.profiles_dir.as_deref()).map_err(|e| e.to_string())?;
     config.validate(&profiles).map_err(|e| e.to_string())?;
     Ok((config, profiles))
@@ -107,13 +110,18 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Every line passes redaction on its way out: no phone number, name, token or secret,
+    // whatever wrote it (see `privacy::redact`).
+    redact::register_environment_secrets();
     // Colours only on a terminal: a log file or journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.with_writer(redact::Stderr(LineFormat::Human)).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_writer(redact::Stderr(LineFormat::Json))
+            .try_init(),
     };
 }

@@ -62,6 +62,8 @@ pub(super) async fn load_manifest(
         }
         Err(e) => return Err(e.failure().into()),
     };
+    // From here on its chat id and customer names are redacted from every log line.
+    crate::privacy::redact::register_manifest(&manifest);
     facts.manifest = Some(manifest);
     facts.manifest_checked = false;
     Ok(())
