@@ -85,7 +85,9 @@ fn make_phone_clip(dir: &Path) -> PathBuf {
 /// CPU seconds (user + system) used so far by this process and the children it waited for.
 fn cpu_seconds() -> f64 {
     let of = |who| {
+        // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills `usage` through a pointer to this live local.
         unsafe { libc::getrusage(who, &mut usage) };
         let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
         t(usage.ru_utime) + t(usage.ru_stime)

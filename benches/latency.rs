@@ -126,6 +126,7 @@ fn run(dir: &Path, notes: &[PathBuf], manifest: bool, grace: &str) -> Vec<Durati
             latencies.push(took);
         }
     }
+    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
     let _ = daemon.0.wait();
     latencies.sort();

@@ -201,6 +201,7 @@ fn daemon_run(dir: &Path, files: &[PathBuf]) -> f64 {
         std::fs::rename(from, to).unwrap();
     }
     let took = wait_for(files.len() + 1, start);
+    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
     took.as_secs_f64()
@@ -399,6 +400,7 @@ fn duplicate(work: &Path) {
     let mut times: Vec<f64> = (0..10)
         .map(|i| drop_and_wait(&format!("copy{i}.bin")).as_secs_f64())
         .collect();
+    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let _ = daemon.wait();
     let records = std::fs::read_to_string(&outbox).unwrap();

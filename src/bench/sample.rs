@@ -159,6 +159,8 @@ pub fn cut(
             .add_stream(encoder::find(codec::Id::None))
             .map_err(|e| fail("adding stream", e))?;
         ost.set_parameters(parameters);
+        // SAFETY: the output stream's codec parameters were just allocated by `add_stream` and
+        // set above; nothing else refers to them before the header is written.
         unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
         copy_display_matrix(&ictx, index, &mut ost);
     }
@@ -222,6 +224,9 @@ fn write(
 /// Gives the sample's stream the source's display matrix, so it plays (and renders) upright.
 fn copy_display_matrix(ictx: &format::context::Input, index: usize, ost: &mut format::stream::StreamMut) {
     let kind = ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX;
+    // SAFETY: `index` is a stream of `ictx` (an open input), so the stream pointer is valid;
+    // the side datum is `size` bytes, and the new one is allocated with that size before the
+    // copy (a null from either call is checked).
     unsafe {
         let ist = *(*ictx.as_ptr()).streams.add(index);
         let mut size: usize = 0;

@@ -152,6 +152,7 @@ impl UprightFrames {
         context.set_threading(media::decoder_threading());
         let mut decoder = context.decoder().video().map_err(|e| fail("video decoder", e))?;
         decoder.set_packet_time_base(time_base);
+        // SAFETY: `ictx` owns an open format context; reading a plain field.
         let start = unsafe { (*ictx.as_ptr()).start_time };
         let offset = match side {
             Side::Source { .. } if start != ffmpeg::ffi::AV_NOPTS_VALUE => {

@@ -58,8 +58,7 @@ pub struct Claimed {
 
 /// Takes an exclusive `flock` without waiting.
 fn try_lock(file: &fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    file.try_lock().is_ok()
 }
 
 /// Who works on a file in `work/`.
@@ -75,7 +74,6 @@ enum Ownership {
 /// Takes the exclusive lock on a file in `work/`. Never blocks (a FIFO swapped in opens at
 /// once) and never follows a link. Fails only when the file is gone (`NotFound`).
 fn own(path: &Path) -> std::io::Result<Ownership> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let file = match fs::OpenOptions::new()
         .read(true)
@@ -89,15 +87,13 @@ fn own(path: &Path) -> std::io::Result<Ownership> {
             return Ok(Ownership::Mine(None));
         }
     };
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(Ownership::Mine(Some(std::sync::Arc::new(file))));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(Ownership::Theirs)
-    } else {
-        tracing::warn!(file = %path.display(), error = %e, "cannot lock; taken unlocked");
-        Ok(Ownership::Mine(None))
+    match file.try_lock() {
+        Ok(()) => Ok(Ownership::Mine(Some(std::sync::Arc::new(file)))),
+        Err(fs::TryLockError::WouldBlock) => Ok(Ownership::Theirs),
+        Err(fs::TryLockError::Error(e)) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot lock; taken unlocked");
+            Ok(Ownership::Mine(None))
+        }
     }
 }
 
@@ -524,6 +520,7 @@ fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
     let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated C strings that outlive the call.
     let done = unsafe {
         libc::renameat2(
             libc::AT_FDCWD,
@@ -789,6 +786,7 @@ mod tests {
         fs::create_dir(spool.incoming.join("dir.mp3")).unwrap();
         let fifo = spool.incoming.join("fifo.mp3");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         for (name, what) in [
             ("link.mp3", "a symbolic link"),

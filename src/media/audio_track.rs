@@ -83,6 +83,7 @@ impl AudioTrack {
         }
         match settings.rate() {
             Rate::BitrateKbps(kbps) => enc.set_bit_rate(kbps as usize * 1000),
+            // SAFETY: `enc` owns a valid, not yet opened encoder context; plain field updates.
             Rate::VbrQuality(q) => unsafe {
                 let ptr = enc.as_mut_ptr();
                 (*ptr).flags |= ffmpeg::ffi::AV_CODEC_FLAG_QSCALE as i32;
@@ -91,6 +92,7 @@ impl AudioTrack {
         }
         if global_header {
             // OR the flag in: replacing all flags would drop QSCALE and other defaults.
+            // SAFETY: `enc` owns a valid, not yet opened encoder context; a plain field update.
             unsafe { (*enc.as_mut_ptr()).flags |= ffmpeg::ffi::AV_CODEC_FLAG_GLOBAL_HEADER as i32 };
         }
         let encoder = enc

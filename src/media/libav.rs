@@ -21,6 +21,8 @@ pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         ffmpeg::init().expect("libav initialises");
+        // SAFETY: setters of libav's global log state, run once; the callback has the
+        // signature libav expects and, being a plain function, lives as long as the program.
         unsafe {
             ffi::av_log_set_level(ffi::AV_LOG_WARNING);
             ffi::av_log_set_callback(Some(log_callback));
@@ -28,6 +30,10 @@ pub fn init() {
     });
 }
 
+/// libav's log lines, into `tracing` (and the last error kept for messages).
+///
+/// # Safety
+/// Called by libav only, with the arguments of one `av_log` call, valid during the call.
 unsafe extern "C" fn log_callback(
     avcl: *mut libc::c_void,
     level: libc::c_int,
@@ -39,6 +45,8 @@ unsafe extern "C" fn log_callback(
     }
     let mut buf = [0 as libc::c_char; 1024];
     let mut print_prefix: libc::c_int = 1;
+    // SAFETY: libav's own arguments passed on unchanged; `buf` is writable for the length
+    // given, and `print_prefix` is a live local.
     let written = unsafe {
         ffi::av_log_format_line2(
             avcl,
@@ -53,6 +61,7 @@ unsafe extern "C" fn log_callback(
     if written < 0 {
         return;
     }
+    // SAFETY: on success av_log_format_line2 leaves a NUL-terminated string within `buf`.
     let raw = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
     let line = without_addresses(raw.trim());
     let line = line.as_str();

@@ -339,6 +339,8 @@ fn probe_libav(
 fn stream_info(stream: &format::stream::Stream, input: &format::context::Input) -> StreamInfo {
     let params = stream.parameters();
     let id = params.id();
+    // SAFETY: the codec parameters belong to `stream`, which outlives `par`; nothing writes
+    // to them while it is read.
     let par = unsafe { &*params.as_ptr() };
     let decodable = id != codec::Id::None && ffmpeg::decoder::find(id).is_some();
     let codec = if id == codec::Id::None {
@@ -424,6 +426,8 @@ fn is_cover_like(stream: &format::stream::Stream, input: &format::context::Input
 fn rotation_of(stream: &format::stream::Stream) -> u32 {
     for side in stream.side_data() {
         if side.kind() == codec::packet::side_data::Type::DisplayMatrix && side.data().len() >= 36 {
+            // SAFETY: a display matrix side datum of at least 36 bytes (checked above) is the nine
+            // int32 values av_display_rotation_get reads.
             let ccw = unsafe { ffmpeg::ffi::av_display_rotation_get(side.data().as_ptr().cast()) };
             if ccw.is_nan() {
                 return 0;
@@ -439,6 +443,7 @@ fn rotation_of(stream: &format::stream::Stream) -> u32 {
 fn display_size(input: &format::context::Input, s: &StreamInfo) -> (u32, u32) {
     let (w, h) = (s.width.unwrap_or(0), s.height.unwrap_or(0));
     let stream = input.stream(s.index).expect("stream index from this input");
+    // SAFETY: the stream's codec parameters are valid while `input` is; reading a plain field.
     let sar = unsafe { (*stream.parameters().as_ptr()).sample_aspect_ratio };
     if sar.num > 0 && sar.den > 0 && sar.num != sar.den {
         let dw = (f64::from(w) * f64::from(sar.num) / f64::from(sar.den)).round() as u32;

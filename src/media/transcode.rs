@@ -241,6 +241,8 @@ fn open_input(input: &Path) -> Result<format::context::Input, MediaError> {
 
 /// Tells the demuxer to drop every stream but `keep`: less to read and nothing to decode.
 fn only_streams(ictx: &mut format::context::Input, keep: &[usize]) {
+    // SAFETY: `ictx` owns an open format context; `streams` holds `nb_streams` valid stream
+    // pointers, and setting `discard` before reading packets is how libav expects it used.
     unsafe {
         let ctx = ictx.as_mut_ptr();
         for i in 0..(*ctx).nb_streams as usize {
@@ -260,6 +262,7 @@ fn pump(
     mut video: Option<&mut VideoTrack>,
     errors: &mut DecodeErrors,
 ) -> Result<(), MediaError> {
+    // SAFETY: `ictx` owns an open format context; reading a plain field.
     let start = unsafe { (*ictx.as_ptr()).start_time };
     let start = if start == ffmpeg::ffi::AV_NOPTS_VALUE {
         0

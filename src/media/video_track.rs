@@ -175,6 +175,8 @@ impl VideoTrack {
         enc.set_frame_rate(Some(p.frame_rate));
         enc.set_aspect_ratio(Rational::new(1, 1));
         if p.tone_mapped {
+            // SAFETY: the encoder context is allocated and owned by `enc`, not opened yet, and no
+            // other reference to it exists while these fields are set.
             let ptr = unsafe { &mut *enc.as_mut_ptr() };
             ptr.color_primaries = ffmpeg::ffi::AVColorPrimaries::AVCOL_PRI_BT709;
             ptr.color_trc = ffmpeg::ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
@@ -182,6 +184,7 @@ impl VideoTrack {
             ptr.color_range = ffmpeg::ffi::AVColorRange::AVCOL_RANGE_MPEG;
         }
         if p.global_header {
+            // SAFETY: `enc` owns a valid, not yet opened encoder context; a plain field update.
             unsafe { (*enc.as_mut_ptr()).flags |= ffmpeg::ffi::AV_CODEC_FLAG_GLOBAL_HEADER as i32 };
         }
         let mut dict = Dictionary::new();

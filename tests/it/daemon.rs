@@ -366,6 +366,7 @@ fn links_fifos_and_directories_are_refused_not_followed() {
     std::thread::sleep(Duration::from_millis(300));
     std::os::unix::fs::symlink(fixture("voice_note.ogg"), d.spool("incoming").join("link.ogg")).unwrap();
     let fifo = std::ffi::CString::new(d.spool("incoming").join("pipe.ogg").to_str().unwrap()).unwrap();
+    // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     std::fs::create_dir(d.spool("incoming").join("dir.ogg")).unwrap();
     let records = d.wait_for(&["link.ogg", "pipe.ogg", "dir.ogg"], LONG);
@@ -395,6 +396,7 @@ fn links_and_fifos_found_in_work_at_start_are_quarantined_not_opened() {
     std::fs::create_dir_all(&work).unwrap();
     std::os::unix::fs::symlink(fixture("voice_note.ogg"), work.join("01AAAA--link.ogg")).unwrap();
     let fifo = std::ffi::CString::new(work.join("01AAAB--pipe.ogg").to_str().unwrap()).unwrap();
+    // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     d.start();
     let records = d.wait_for(&["link.ogg", "pipe.ogg"], LONG);
@@ -693,6 +695,7 @@ fn a_second_daemon_on_the_same_spool_neither_steals_nor_doubles() {
         .unwrap();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     a.wait_for(&refs, LONG);
+    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
     assert_eq!(b.wait().unwrap().code(), Some(0));
     assert_eq!(a.stop(LONG).code(), Some(0));

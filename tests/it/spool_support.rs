@@ -105,6 +105,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
         assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
     }
 
