@@ -2,9 +2,11 @@
 //! overrides.
 //!
 //! In: an optional TOML file and the process environment (`MEDIASPOOL_SECTION__KEY=value`,
-//! e.g. `MEDIASPOOL_SPOOL__JOBS=4`). Out: [`Config`]. Unknown keys and wrong types fail parsing;
-//! [`Config::validate`] then checks meaning without touching the environment (no I/O) and
-//! reports every problem at once. No file at the default path means all defaults.
+//! e.g. `MEDIASPOOL_SPOOL__JOBS=4`). Out: [`Config`]. Reading goes past bad keys: every unknown
+//! key and every value of the wrong type, in every section, is listed (the key is left at its
+//! default meanwhile); [`Config::problems`] then checks meaning without touching the
+//! environment (no I/O); the commands report both kinds, and the profiles' problems, in one
+//! message. Only TOML that does not parse at all stops at the first error. No file at the default path means all defaults.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// TOML syntax: nothing past it can be read.
     #[error("invalid config {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
@@ -235,9 +238,9 @@ pub struct MetricsConfig {
 }
 
 impl Config {
-    /// Loads `path` (or, when `None`, `./mediaspool.toml` if it exists), then applies the
-    /// environment's overrides.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    /// Reads `path` (or `./mediaspool.toml` if it exists) and the environment, as far as they
+    /// go: keys with problems keep their defaults and are listed.
+    pub fn read(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
         let (text, origin) = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -259,21 +262,36 @@ impl Config {
                 }
             },
         };
-        Self::from_sources(&text, &origin, std::env::vars())
+        Self::read_sources(&text, &origin, std::env::vars())
     }
 
-    /// Parses `text` with overrides from `env` (pairs of name and value).
+    /// Parses `text` with overrides from `env` (pairs of name and value); fails with every
+    /// problem of the keys.
     pub fn from_sources(
         text: &str,
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let parse_error = |origin: &str, message: String| ConfigError::Parse {
+        match Self::read_sources(text, origin, env)? {
+            (config, problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(ConfigError::Invalid(problems)),
+        }
+    }
+
+    /// Parses `text` with overrides from `env`, as far as it goes: every unknown key and every
+    /// value of the wrong type is listed, and left out (at its default) to read the rest.
+    pub fn read_sources(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
-            message,
-        };
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| parse_error(origin, e.message().trim().to_string()))?;
+            message: e.message().trim().to_string(),
+        })?;
+        let mut problems = Vec::new();
+        // Keys set by the environment, to name the variable in their problems.
+        let mut from_env = BTreeMap::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -284,34 +302,56 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut table, &path, env_value(&value))
-                .map_err(|m| parse_error(&format!("environment {name}"), m))?;
+            match set_path(&mut table, &path, env_value(&value)) {
+                Ok(()) => {
+                    from_env.insert(path.join("."), name);
+                }
+                Err(m) => problems.push(format!("{name}: {m}")),
+            }
         }
-        Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| parse_error(origin, e.message().trim().to_string()))
+        let mut value = toml::Value::Table(table);
+        let config = loop {
+            let mut unknown = Vec::new();
+            let read: Result<Config, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+                value.clone(),
+                &mut |path: serde_ignored::Path| unknown.push(path.to_string()),
+            ));
+            match read {
+                Ok(config) => {
+                    problems.extend(unknown.iter().map(|key| format!("{key}: unknown key")));
+                    break config;
+                }
+                Err(e) => {
+                    let key = e.path().to_string();
+                    let source = match from_env.get(&key) {
+                        Some(var) => format!(" (from {var})"),
+                        None => String::new(),
+                    };
+                    problems.push(format!("{key}{source}: {}", e.inner().message().trim()));
+                    let path: Vec<_> = e.path().iter().collect();
+                    if !remove_at(&mut value, &path) {
+                        break Config::default();
+                    }
+                }
+            }
+        };
+        Ok((config, problems))
     }
 
     /// Checks meaning: every problem, at once, without I/O.
     pub fn validate(&self, profiles: &ProfileSet) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        for (key, name, kind) in [
-            ("routing.audio", &self.routing.audio, MediaKind::Audio),
-            ("routing.video", &self.routing.video, MediaKind::Video),
-            ("routing.image", &self.routing.image, MediaKind::Image),
-        ] {
-            match profiles.get(name) {
-                None => problems.push(format!("{key} = {name:?}: no such profile")),
-                Some(p) if p.kind() != kind => problems.push(format!(
-                    "{key} = {name:?}: that profile makes {}, not {kind}",
-                    p.kind()
-                )),
-                Some(_) => {}
-            }
+        match self.problems(Some(profiles)) {
+            problems if problems.is_empty() => Ok(()),
+            problems => Err(ConfigError::Invalid(problems)),
         }
-        for (tag, name) in &self.routing.tags {
-            if profiles.get(name).is_none() {
-                problems.push(format!("routing.tags.{tag} = {name:?}: no such profile"));
-            }
+    }
+
+    /// What does not make sense, without I/O; profile names are checked only against
+    /// `profiles` given (`None` when they could not be loaded).
+    pub fn problems(&self, profiles: Option<&ProfileSet>) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(profiles) = profiles {
+            self.routing_problems(profiles, &mut problems);
         }
         if !self.catalog.url.starts_with("sqlite://") {
             problems.push(format!(
@@ -341,11 +381,54 @@ impl Config {
         if self.spool.jobs > 256 {
             problems.push(format!("spool.jobs = {}: at most 256", self.spool.jobs));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
+        problems
+    }
+
+    fn routing_problems(&self, profiles: &ProfileSet, problems: &mut Vec<String>) {
+        for (key, name, kind) in [
+            ("routing.audio", &self.routing.audio, MediaKind::Audio),
+            ("routing.video", &self.routing.video, MediaKind::Video),
+            ("routing.image", &self.routing.image, MediaKind::Image),
+        ] {
+            match profiles.get(name) {
+                None => problems.push(format!("{key} = {name:?}: no such profile")),
+                Some(p) if p.kind() != kind => problems.push(format!(
+                    "{key} = {name:?}: that profile makes {}, not {kind}",
+                    p.kind()
+                )),
+                Some(_) => {}
+            }
         }
+        for (tag, name) in &self.routing.tags {
+            if profiles.get(name).is_none() {
+                problems.push(format!("routing.tags.{tag} = {name:?}: no such profile"));
+            }
+        }
+    }
+}
+
+/// Removes the value at `path` (or, failing that, the nearest enclosing one), so the rest can
+/// be read; false when nothing could be removed.
+fn remove_at(parent: &mut toml::Value, path: &[&serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((segment, deeper)) = path.split_first() else {
+        return false;
+    };
+    let child = match (&mut *parent, segment) {
+        (toml::Value::Table(t), Segment::Map { key }) => t.get_mut(key.as_str()),
+        (toml::Value::Array(a), Segment::Seq { index }) => a.get_mut(*index),
+        _ => None,
+    };
+    if child.is_some_and(|child| remove_at(child, deeper)) {
+        return true;
+    }
+    match (parent, segment) {
+        (toml::Value::Table(t), Segment::Map { key }) => t.remove(key.as_str()).is_some(),
+        (toml::Value::Array(a), Segment::Seq { index }) if *index < a.len() => {
+            a.remove(*index);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -403,6 +486,36 @@ mod tests {
         assert!(e.to_string().contains("unknown field `dirr`"), "{e}");
         let e = Config::from_sources("[spoool]\n", "t", no_env()).unwrap_err();
         assert!(e.to_string().contains("spoool"), "{e}");
+    }
+
+    #[test]
+    fn every_key_problem_is_listed_and_the_rest_is_read() {
+        let text =
+            "[spool]\ndirr = \"x\"\njobs = \"four\"\ndir = \"in\"\n[store]\npath_style = \"yes\"\n[spoool]\n";
+        let env = vec![(
+            "MEDIASPOOL_POLICY__RETENTION_DAYS".to_string(),
+            "forever".to_string(),
+        )];
+        let (c, problems) = Config::read_sources(text, "t", env).unwrap();
+        assert_eq!(c.spool.dir, PathBuf::from("in"), "good keys are read");
+        assert_eq!(c.spool.jobs, 0, "a bad key keeps its default");
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        for expected in [
+            "spool.dirr: unknown field `dirr`, expected one of",
+            "spool.jobs: invalid type: string \"four\"",
+            "store.path_style: invalid type: string \"yes\", expected a boolean",
+            "spoool: unknown field `spoool`",
+            "policy.retention_days (from MEDIASPOOL_POLICY__RETENTION_DAYS): invalid type",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected:?} in {problems:?}"
+            );
+        }
+        let e = Config::from_sources(text, "t", no_env()).unwrap_err();
+        assert!(matches!(&e, ConfigError::Invalid(p) if p.len() == 4), "{e}");
+        let e = Config::from_sources("[spool\n", "t", no_env()).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod watch;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, LogFormat};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::privacy::redact::{self, LineFormat};
 use crate::profile::ProfileSet;
 
@@ -91,12 +91,18 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Configuration and profiles, loaded and validated; every problem in one message.
 fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
-    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let (config, mut problems) = Config::read(cli.config.as_deref()).map_err(|e| e.to_string())?;
     redact::register_secret(&config.records.webhook.secret);
     redact::register_secret(&config.store.access_key);
-    let profiles = ProfileSet::load(config.profiles_dir.as_deref()).map_err(|e| e.to_string())?;
-    config.validate(&profiles).map_err(|e| e.to_string())?;
-    Ok((config, profiles))
+    let profiles = ProfileSet::load(config.profiles_dir.as_deref());
+    if let Err(e) = &profiles {
+        problems.extend(e.problems.iter().cloned());
+    }
+    problems.extend(config.problems(profiles.as_ref().ok()));
+    match profiles {
+        Ok(profiles) if problems.is_empty() => Ok((config, profiles)),
+        _ => Err(ConfigError::Invalid(problems).to_string()),
+    }
 }
 
 fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {

@@ -76,10 +76,28 @@ fn configuration_problems_exit_2_and_are_listed_together() {
         "nothing processed with a bad config"
     );
 
-    std::fs::write(s.path().join("mediaspool.toml"), "[spool]\njobz = 3\n").unwrap();
-    let out = s.run(&["check"], T);
+    // Every problem at once: unknown keys and wrong types in every section, from the file and
+    // the environment, and what validation finds in the rest.
+    std::fs::write(
+        s.path().join("mediaspool.toml"),
+        "colour = 1\n[spool]\njobz = 3\nquiet_period = \"soon\"\n[store]\npath_style = \"yes\"\n\
+         [routing]\naudio = \"nope\"\n[policy]\nmax_input_bytes = true\n",
+    )
+    .unwrap();
+    let out = s.run_env(&["check"], &[("MEDIASPOOL_SPOOL__JOBS", "many")], T);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `jobz`"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for problem in [
+        "colour: unknown field `colour`",
+        "spool.jobz: unknown field `jobz`",
+        "spool.quiet_period: invalid value",
+        "spool.jobs (from MEDIASPOOL_SPOOL__JOBS): invalid type: string \"many\"",
+        "store.path_style: invalid type",
+        "policy.max_input_bytes: invalid type",
+        "routing.audio = \"nope\": no such profile",
+    ] {
+        assert!(stderr.contains(problem), "{problem:?} in {stderr}");
+    }
 
     let out = s.run(&["check", "-c", "missing.toml"], T);
     assert_eq!(out.status.code(), Some(2));
