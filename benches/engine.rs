@@ -9,10 +9,21 @@
 //!   the output), as the daemon does it;
 //! - `ffmpeg_cli`: one `ffmpeg` process with the profile's settings (transcode only).
 //!
+//! For video, two more paths show what the checks cost on top of the transcode itself:
+//! - `without_thumbnail`: the same render with the profile's thumbnail turned off;
+//! - `verification`: the verification decode alone, of an output made once beforehand.
+//!
+//! The transcode itself is then `without_thumbnail` − `verification`, and the thumbnail
+//! `in_process` − `without_thumbnail`. All of it runs as a job alone on the machine does: with
+//! one thread per core.
+//!
 //! After criterion's own report (wall time), a table gives the median wall and CPU time
 //! (user + system, this process and its waited-for children) per file of each, and the ratios
-//! (CLI / in-process: above 1 means the engine is faster or cheaper). CPU time is the steadier
-//! figure on a shared machine; wall time shows what a caller waits.
+//! (CLI / in-process: above 1 means the engine is faster or cheaper), then the checks' share of
+//! the transcode. CPU time is the steadier figure on a shared machine; wall time shows what a
+//! caller waits.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use mediaspool::media;
-use mediaspool::profile::ProfileSet;
+use mediaspool::profile::{Profile, ProfileSet};
+use support::median;
 
 const SAMPLES: usize = 10;
 
@@ -126,9 +138,14 @@ fn bench(
     });
 }
 
-fn in_process(input: &Path, profile: &str, out: &Path) {
-    let profiles = ProfileSet::built_in();
-    let profile = profiles.get(profile).expect("built-in profile");
+fn built_in(name: &str) -> Profile {
+    ProfileSet::built_in()
+        .get(name)
+        .expect("built-in profile")
+        .clone()
+}
+
+fn in_process(input: &Path, profile: &Profile, out: &Path) {
     let probe = media::probe(input).expect("input probes");
     let dir = tempfile::tempdir_in(out).unwrap();
     media::render(input, &probe, profile, dir.path()).expect("input renders");
@@ -143,9 +160,23 @@ fn compare(c: &mut Criterion, path: &str, input: &Path, profile: &str, cli_args:
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(seconds));
+    let full = built_in(profile);
     bench(&mut group, path, "in_process", || {
-        in_process(input, profile, out.path())
+        in_process(input, &full, out.path())
     });
+    if path == "video" {
+        let mut without_thumbnail = full.clone();
+        without_thumbnail.settings.thumbnail = None;
+        bench(&mut group, path, "without_thumbnail", || {
+            in_process(input, &without_thumbnail, out.path())
+        });
+        let probe = media::probe(input).expect("input probes");
+        let rendered = media::render(input, &probe, &full, out.path()).expect("input renders");
+        bench(&mut group, path, "verification", || {
+            media::verify::check_output(&rendered.path, media::verify::Expect::Mp4 { audio: true })
+                .expect("output verifies");
+        });
+    }
     let cli_out = out
         .path()
         .join(if path == "audio" { "cli.mp3" } else { "cli.mp4" });
@@ -166,17 +197,6 @@ const VIDEO_720P_CLI: &str = "-vf scale=1280:720:flags=bicubic,setsar=1,format=y
     -c:v libx264 -preset veryfast -crf 26 -profile:v high \
     -c:a aac -b:a 96k -ar 48000 -ac 2 -movflags +faststart";
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn report() {
     let times = TIMES.lock().unwrap();
     let of = |key: &str| {
@@ -184,7 +204,7 @@ fn report() {
         let last = &v[v.len().saturating_sub(SAMPLES)..];
         let wall: Vec<f64> = last.iter().map(|t| t.0).collect();
         let cpu: Vec<f64> = last.iter().map(|t| t.1).collect();
-        Some((median(&wall), median(&cpu)))
+        Some((median(wall), median(cpu)))
     };
     println!("\nmedian seconds per file over the last {SAMPLES} samples; ratio = ffmpeg CLI / in-process");
     println!(
@@ -206,6 +226,27 @@ fn report() {
             ours.1,
             cli.1,
             cli.1 / ours.1
+        );
+    }
+    let (Some(full), Some(no_thumb), Some(verify)) = (
+        of("video/in_process"),
+        of("video/without_thumbnail"),
+        of("video/verification"),
+    ) else {
+        return;
+    };
+    for (what, full, no_thumb, verify) in [
+        ("wall", full.0, no_thumb.0, verify.0),
+        ("CPU", full.1, no_thumb.1, verify.1),
+    ] {
+        let transcode = no_thumb - verify;
+        println!(
+            "video checks ({what}): transcode itself {transcode:.3} s, verification {verify:.3} s (+{:.1} %), \
+             thumbnail {:.3} s (+{:.1} %), together +{:.1} %",
+            100.0 * verify / transcode,
+            full - no_thumb,
+            100.0 * (full - no_thumb) / transcode,
+            100.0 * (full - transcode) / transcode
         );
     }
 }

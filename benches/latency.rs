@@ -1,35 +1,60 @@
-//! Drop-to-record latency of the daemon: a 10 s WhatsApp-like voice note (Ogg/Opus, mono
-//! 16 kHz, 16 kbps) renamed into `incoming/`, until its record is in the NDJSON outbox.
-//! 50 drops, one at a time, after one warm-up drop; reports median and p95.
+//! Drop-to-record latency of the daemon: a file renamed into `incoming/`, until its record is in
+//! the NDJSON outbox.
 //!
-//! Two producer styles: a manifest written before the media (the recommended order), and no
-//! manifest at all with `spool.manifest_grace = "0s"`.
+//!     cargo bench --bench latency              # voice and video
+//!     cargo bench --bench latency -- video     # either one
 //!
-//!     cargo bench --bench latency
+//! - voice: a 10 s WhatsApp-like voice note (Ogg/Opus, mono 16 kHz, 16 kbps), 50 drops one at a
+//!   time after one warm-up drop; median and p95. Two producer styles: a manifest written before
+//!   the media (the recommended order), and no manifest at all with `spool.manifest_grace = "0s"`.
+//! - video: one 10 s and one 60 s phone-like 1080p30 clip (H.264 High ~12 Mbit/s + AAC), dropped
+//!   with its manifest first into a daemon on the default configuration, against the `ffmpeg` CLI
+//!   alone with the `video-720p` profile's settings (transcode only: no hash, probe, thumbnail or
+//!   verification) and against the shell pipeline on that one file; the three in turn, five
+//!   rounds. Medians of wall and CPU time (user + system: for the daemon, of it and its workers
+//!   during the drop) and of the rounds' ratios.
 //!
 //! Needs `ffmpeg` and `espeak-ng` (scripts/deps.sh installs them).
+
+mod support;
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::{median, VIDEO_720P_ARGS};
+
 const DROPS: usize = 50;
+const VIDEO_ROUNDS: usize = 5;
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     let dir = tempfile::tempdir().expect("temp dir");
-    let notes = make_voice_notes(dir.path(), DROPS + 1);
+    if wants("voice") {
+        voice(dir.path());
+    }
+    if wants("video") {
+        for seconds in [10, 60] {
+            video(dir.path(), seconds);
+        }
+    }
+}
+
+fn voice(dir: &Path) {
+    let notes = make_voice_notes(dir, DROPS + 1);
     let mut summary = Vec::new();
     for (label, manifest, grace) in [
         ("manifest first", true, "500ms"),
         ("no manifest, grace 0s", false, "0s"),
     ] {
-        let run_dir = dir.path().join(label.replace([' ', ','], "-"));
+        let run_dir = dir.join(label.replace([' ', ','], "-"));
         std::fs::create_dir_all(&run_dir).unwrap();
         let latencies = run(&run_dir, &notes, manifest, grace);
         let (median, p95) = (percentile(&latencies, 50.0), percentile(&latencies, 95.0));
         println!(
-            "{label:>24}: median {:6.1} ms   p95 {:6.1} ms   min {:6.1} ms   max {:6.1} ms   ({} drops)",
+            "voice note {label:>24}: median {:6.1} ms   p95 {:6.1} ms   min {:6.1} ms   max {:6.1} ms   ({} drops)",
             ms(median),
             ms(p95),
             ms(percentile(&latencies, 0.0)),
@@ -61,7 +86,7 @@ fn make_voice_notes(dir: &Path, count: usize) -> Vec<PathBuf> {
     let text = "Hello, this is a voice note about my order. The parcel arrived yesterday but the box \
                 was damaged, and one of the cups inside is broken. Could you send a replacement, please? \
                 Thank you very much, talk to you soon.";
-    run_ok(
+    support::run_ok(
         Command::new("espeak-ng")
             .args(["-s", "150", "-w"])
             .arg(&wav)
@@ -70,7 +95,7 @@ fn make_voice_notes(dir: &Path, count: usize) -> Vec<PathBuf> {
     (0..count)
         .map(|i| {
             let out = dir.join(format!("note{i:03}.ogg"));
-            run_ok(
+            support::run_ok(
                 Command::new("ffmpeg")
                     .args(["-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i"])
                     .arg(&wav)
@@ -85,28 +110,14 @@ fn make_voice_notes(dir: &Path, count: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-fn run_ok(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed");
-}
-
 fn run(dir: &Path, notes: &[PathBuf], manifest: bool, grace: &str) -> Vec<Duration> {
     std::fs::write(
         dir.join("mediaspool.toml"),
         format!("[spool]\nmanifest_grace = \"{grace}\"\n"),
     )
     .unwrap();
+    let daemon = Daemon::start(dir);
     let incoming = dir.join("spool/incoming");
-    std::fs::create_dir_all(&incoming).unwrap();
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_mediaspool"))
-            .arg("watch")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon starts"),
-    );
     let mut outbox = Outbox::new(dir.join("records.ndjson"));
     let mut latencies = Vec::with_capacity(notes.len() - 1);
     for (i, note) in notes.iter().enumerate() {
@@ -126,14 +137,131 @@ fn run(dir: &Path, notes: &[PathBuf], manifest: bool, grace: &str) -> Vec<Durati
             latencies.push(took);
         }
     }
-    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
-    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
-    let _ = daemon.0.wait();
+    daemon.stop();
     latencies.sort();
     latencies
 }
 
+/// Wall and CPU seconds of one side in one round.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Times a command to completion (its CPU from the kernel's accounting of waited children).
+fn took(mut cmd: Command) -> Took {
+    let (start, cpu) = (Instant::now(), support::children_cpu_seconds());
+    support::run_ok(&mut cmd);
+    Took {
+        wall: start.elapsed().as_secs_f64(),
+        cpu: support::children_cpu_seconds() - cpu,
+    }
+}
+
+fn video(dir: &Path, seconds: u32) {
+    let work = dir.join(format!("video-{seconds}s"));
+    let inputs = work.join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let clip = work.join("clip.mp4");
+    support::phone_clip(&clip, seconds, 1);
+    // Other bytes for every drop (the daemon would find a duplicate otherwise); drop 0 warms up.
+    let copies: Vec<PathBuf> = (0..=VIDEO_ROUNDS)
+        .map(|round| {
+            let copy = inputs.join(format!("wamid.v{round}.mp4"));
+            support::distinct_copy(&clip, &copy, &format!("drop {round}"));
+            copy
+        })
+        .collect();
+
+    let spool = work.join("daemon");
+    let daemon = Daemon::start(&spool);
+    let mut outbox = Outbox::new(spool.join("records.ndjson"));
+    let incoming = spool.join("spool/incoming");
+    let drop_file = |outbox: &mut Outbox, copy: &Path| -> Took {
+        let name = copy.file_name().unwrap().to_string_lossy().to_string();
+        let staged = incoming.join(format!(".{name}.part"));
+        std::fs::copy(copy, &staged).unwrap();
+        let meta = format!(r#"{{"customer_id": "c-1", "message_id": "{name}", "channel": "whatsapp"}}"#);
+        std::fs::write(incoming.join(format!("{name}.meta.json")), meta).unwrap();
+        let (start, cpu) = (Instant::now(), support::process_tree_cpu_seconds(daemon.0.id()));
+        std::fs::rename(&staged, incoming.join(&name)).unwrap();
+        outbox.wait_for(&name, Duration::from_secs(600));
+        Took {
+            wall: start.elapsed().as_secs_f64(),
+            cpu: support::process_tree_cpu_seconds(daemon.0.id()) - cpu,
+        }
+    };
+    drop_file(&mut outbox, &copies[0]);
+
+    let (mut ours, mut cli, mut shell) = (Vec::new(), Vec::new(), Vec::new());
+    for (round, copy) in copies.iter().enumerate().skip(1) {
+        ours.push(drop_file(&mut outbox, copy));
+        let mut alone = support::ffmpeg();
+        alone
+            .arg("-i")
+            .arg(&clip)
+            .args(VIDEO_720P_ARGS.split_whitespace())
+            .arg(work.join("cli.mp4"));
+        cli.push(took(alone));
+        let one = work.join(format!("shell{round}"));
+        let one_in = one.join("in");
+        std::fs::create_dir_all(&one_in).unwrap();
+        std::fs::hard_link(copy, one_in.join(copy.file_name().unwrap())).unwrap();
+        shell.push(took(support::baseline(
+            &one_in,
+            &one,
+            ("VIDEO_ARGS", VIDEO_720P_ARGS),
+        )));
+    }
+    daemon.stop();
+
+    let wall = |t: &Took| t.wall;
+    let cpu = |t: &Took| t.cpu;
+    let med = |v: &[Took], f: &dyn Fn(&Took) -> f64| median(v.iter().map(f).collect());
+    let ratio = |a: &[Took], b: &[Took], f: &dyn Fn(&Took) -> f64| {
+        median(a.iter().zip(b).map(|(a, b)| f(a) / f(b)).collect())
+    };
+    println!(
+        "video {seconds} s 1080p, drop → record ({VIDEO_ROUNDS} rounds, medians): mediaspool watch {:.2} s (CPU {:.2} s) | \
+         ffmpeg CLI alone {:.2} s (CPU {:.2} s), ours / CLI {:.2}x wall, {:.2}x CPU | \
+         shell pipeline {:.2} s (CPU {:.2} s), shell / ours {:.2}x wall, {:.2}x CPU",
+        med(&ours, &wall),
+        med(&ours, &cpu),
+        med(&cli, &wall),
+        med(&cli, &cpu),
+        ratio(&ours, &cli, &wall),
+        ratio(&ours, &cli, &cpu),
+        med(&shell, &wall),
+        med(&shell, &cpu),
+        ratio(&shell, &ours, &wall),
+        ratio(&shell, &ours, &cpu),
+    );
+}
+
+/// A running `mediaspool watch` in `dir` (its configuration in `dir/mediaspool.toml`, if any).
 struct Daemon(Child);
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        std::fs::create_dir_all(dir.join("spool/incoming")).unwrap();
+        Daemon(
+            Command::new(env!("CARGO_BIN_EXE_mediaspool"))
+                .arg("watch")
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("daemon starts"),
+        )
+    }
+
+    fn stop(mut self) {
+        // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {

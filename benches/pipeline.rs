@@ -10,8 +10,8 @@
 //!   5–60 s), twice: lengths spread evenly, and mostly short as real voice notes are →
 //!   throughput of `mediaspool process` and of the baseline, and the encoder's own limit (one
 //!   ffmpeg per core, each over half of the audio at once).
-//! - video: phone-like 1080p30 H.264 + AAC clips → the same, with probe, thumbnail, hash and
-//!   verification included on our side.
+//! - video: batches of 1, 3, 4 and 8 phone-like 1080p30 H.264 + AAC clips of 8 s → the same,
+//!   with probe, thumbnail, hash and verification included on our side.
 //! - duplicate: a 100 MB file already stored, renamed in again under new names (each with its
 //!   manifest written first) → time until its `media.duplicate` record is in the outbox
 //!   (daemon, default settings).
@@ -20,9 +20,13 @@
 //!
 //! Set `MEDIASPOOL_BASELINE` to the baseline script if it is not at `../shared/baseline/`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{ffmpeg, median, run_ok};
 
 const ROUNDS: usize = 3;
 
@@ -51,32 +55,6 @@ fn main() {
     }
 }
 
-fn baseline_script() -> PathBuf {
-    std::env::var_os("MEDIASPOOL_BASELINE").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/baseline/pipeline.sh"),
-        PathBuf::from,
-    )
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ffmpeg() -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-nostdin", "-v", "error", "-y"]);
-    c
-}
-
 fn timed(mut cmd: Command) -> Duration {
     let start = Instant::now();
     let out = cmd
@@ -92,11 +70,6 @@ fn timed(mut cmd: Command) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     took
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// Medians over the rounds: `mediaspool process` (a batch, start-up included), a running
@@ -130,15 +103,12 @@ fn compare(work: &Path, inputs: &Path, profile_args: (&str, &str)) -> Comparison
         cmd.arg("process").args(&files).current_dir(&out);
         let a = timed(cmd).as_secs_f64();
         let d = daemon_run(&work.join(format!("daemon{round}")), &files);
-        let base = work.join(format!("base{round}"));
-        let mut cmd = Command::new("bash");
-        cmd.arg(baseline_script())
-            .arg(inputs)
-            .arg(base.join("store"))
-            .arg(base.join("records.ndjson"))
-            .env("JOBS", "2")
-            .env(profile_args.0, profile_args.1);
-        let b = timed(cmd).as_secs_f64();
+        let b = timed(support::baseline(
+            inputs,
+            &work.join(format!("base{round}")),
+            profile_args,
+        ))
+        .as_secs_f64();
         process.push(a);
         daemon.push(d);
         baseline.push(b);
@@ -315,44 +285,28 @@ fn voice(root: &Path, mix: Mix) {
     );
 }
 
+/// Batches of phone-like clips: one (a customer's video alone), three and four (jobs meet
+/// the cores unevenly and evenly), and eight.
 fn video(work: &Path) {
-    let inputs = work.join("video-in");
-    std::fs::create_dir_all(&inputs).unwrap();
-    for i in 0..4u32 {
-        // Phone-like: 1080p30 with sensor-like grain, ~12 Mbit/s High profile, AAC stereo.
-        run_ok(
-            ffmpeg()
-                .args(["-f", "lavfi", "-i"])
-                .arg(format!(
-                    "testsrc2=size=1920x1080:rate=30:duration=8,noise=alls=12:allf=t+u:all_seed={i}"
-                ))
-                .args([
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    &format!("sine=frequency={}:duration=8:sample_rate=48000", 300 + i * 50),
-                ])
-                .args([
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-b:v",
-                    "12M",
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-profile:v",
-                    "high",
-                ])
-                .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest"])
-                .arg(inputs.join(format!("clip{i}.mp4"))),
+    let clips = work.join("clips");
+    std::fs::create_dir_all(&clips).unwrap();
+    for batch in [1, 3, 4, 8] {
+        let inputs = work.join(format!("video-in-{batch}"));
+        std::fs::create_dir_all(&inputs).unwrap();
+        for i in 0..batch {
+            let clip = clips.join(format!("clip{i}.mp4"));
+            if !clip.exists() {
+                support::phone_clip(&clip, 8, i);
+            }
+            std::fs::hard_link(&clip, inputs.join(format!("clip{i}.mp4"))).unwrap();
+        }
+        let c = compare(
+            &work.join(format!("video-{batch}")),
+            &inputs,
+            ("VIDEO_ARGS", support::VIDEO_720P_ARGS),
         );
+        println!("{}", report(&format!("video: {batch} clips of 8 s 1080p30"), &c));
     }
-    let args = "-c:v libx264 -preset veryfast -crf 26 -profile:v high \
-                -vf scale=w=1280:h=720:force_original_aspect_ratio=decrease:force_divisible_by=2 \
-                -pix_fmt yuv420p -c:a aac -b:a 96k -ar 48000 -ac 2 -movflags +faststart";
-    let c = compare(work, &inputs, ("VIDEO_ARGS", args));
-    println!("{}", report("video: 4 clips of 8 s 1080p30", &c));
 }
 
 fn duplicate(work: &Path) {

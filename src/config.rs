@@ -103,7 +103,8 @@ impl Default for SpoolConfig {
     }
 }
 
-fn cores() -> usize {
+/// The cores this process may run on.
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -114,13 +115,6 @@ impl SpoolConfig {
         } else {
             cores()
         }
-    }
-
-    /// Each job's share of the cores, for its decoder and encoder threads: running `jobs`
-    /// single-threaded encoders side by side uses the machine as fully as threads would, with
-    /// less memory and overhead per job; fewer jobs than cores get more threads each.
-    pub fn threads_per_job(&self) -> usize {
-        (cores() / self.effective_jobs()).max(1)
     }
 }
 

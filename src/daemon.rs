@@ -64,7 +64,7 @@ pub async fn context(
     let setup = Setup {
         profiles: profiles.iter().cloned().collect(),
         routing: config.routing.clone(),
-        threads: config.spool.threads_per_job(),
+        memory_bytes: config.spool.job_memory.as_u64(),
     };
     let limits = Limits {
         timeout: config.spool.job_timeout,

@@ -149,7 +149,7 @@ impl UprightFrames {
         };
         let mut context = codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| fail("video stream", e))?;
-        context.set_threading(media::decoder_threading());
+        media::set_decoder_threading(&mut context);
         let mut decoder = context.decoder().video().map_err(|e| fail("video decoder", e))?;
         decoder.set_packet_time_base(time_base);
         // SAFETY: `ictx` owns an open format context; reading a plain field.

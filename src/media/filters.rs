@@ -10,7 +10,8 @@ use ffmpeg::{decoder, filter, format, Rational};
 use ffmpeg_next as ffmpeg;
 
 /// A validated filter graph `source (args) → spec → sink`, with the two ends named `in` and
-/// `out`: `buffer`/`buffersink` for video, `abuffer`/`abuffersink` for audio.
+/// `out`: `buffer`/`buffersink` for video, `abuffer`/`abuffersink` for audio. Its filters
+/// slice pictures over the current job's threads (see [`super::threads`]).
 pub fn simple_graph(
     source: &str,
     args: &str,
@@ -18,6 +19,10 @@ pub fn simple_graph(
     sink: &str,
 ) -> Result<filter::Graph, ffmpeg::Error> {
     let mut graph = filter::Graph::new();
+    let threads = i32::try_from(super::threads::threads()).unwrap_or(i32::MAX);
+    // SAFETY: a plain field of the graph just allocated, set before any filter is added (as
+    // libavfilter asks).
+    unsafe { (*graph.as_mut_ptr()).nb_threads = threads };
     graph.add(
         &filter::find(source).ok_or(ffmpeg::Error::FilterNotFound)?,
         "in",

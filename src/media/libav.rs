@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
 use ffmpeg::ffi;
@@ -88,29 +87,6 @@ fn without_addresses(line: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Threads each video decoder and encoder of this process may use; 0 lets libav choose (about
-/// one per core). A worker running beside others gets its share of the cores, so that
-/// `jobs × threads` stays within the machine and memory stays bounded per job.
-static THREADS: AtomicUsize = AtomicUsize::new(0);
-
-pub fn set_threads(threads: usize) {
-    THREADS.store(threads, Ordering::Relaxed);
-}
-
-pub fn threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
-}
-
-/// Frame threading with this process's thread budget (decoders opened from parameters
-/// default to one thread).
-pub fn decoder_threading() -> ffmpeg::codec::threading::Config {
-    ffmpeg::codec::threading::Config {
-        kind: ffmpeg::codec::threading::Type::Frame,
-        count: threads(),
-        ..Default::default()
-    }
 }
 
 /// Forgets the last libav error line of this thread.

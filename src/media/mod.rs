@@ -16,6 +16,7 @@ mod filters;
 pub mod image;
 mod libav;
 pub mod probe;
+mod threads;
 mod thumbnail;
 mod transcode;
 pub mod verify;
@@ -28,9 +29,11 @@ use serde::{Deserialize, Serialize};
 
 pub use error::MediaError;
 pub(crate) use filters::{abuffer_args, fps_cap, simple_graph, tone_map_filters, upright_graph};
-pub(crate) use libav::{clear_last_error, decoder_threading, is_again, take_last_error};
-pub use libav::{init, set_threads, threads};
+pub use libav::init;
+pub(crate) use libav::{clear_last_error, is_again, take_last_error};
 pub use probe::{probe, Probe, StreamInfo};
+pub(crate) use threads::set_decoder_threading;
+pub use threads::{set_memory_limit, set_threads, threads};
 
 use crate::profile::{MediaKind, Profile};
 

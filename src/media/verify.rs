@@ -13,7 +13,7 @@ use ffmpeg::{codec, format, frame, media};
 use ffmpeg_next as ffmpeg;
 
 use super::decode::Span;
-use super::{libav, MediaError};
+use super::{libav, threads, MediaError};
 use crate::profile::VerifySettings;
 
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +155,11 @@ fn open_decoder(
     let stream = ictx.stream(index).expect("index from this input");
     let mut context = codec::context::Context::from_parameters(stream.parameters())
         .map_err(|e| failed(format!("output stream {index}: {e}")))?;
-    context.set_threading(libav::decoder_threading());
+    threads::set_decoder_threading(&mut context);
+    // The deblocking filter only smooths pictures already decoded: skipping it hides no error
+    // and saves about a third of an H.264 decode.
+    // SAFETY: a plain field of a live codec context that is not opened yet.
+    unsafe { (*context.as_mut_ptr()).skip_loop_filter = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL };
     let mut decoder = context.decoder();
     decoder.set_packet_time_base(stream.time_base());
     let codec = ffmpeg::decoder::find(stream.parameters().id())

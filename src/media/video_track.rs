@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use super::decode::{DecodeErrors, Span};
 use super::filters::{fps_cap, frame_rate, tone_map_filters, upright_graph};
 use super::libav;
+use super::threads;
 use super::thumbnail::FramePicker;
 use super::MediaError;
 use crate::profile::VideoSettings;
@@ -76,7 +77,7 @@ impl VideoTrack {
                 detail: format!("video stream: {}", libav::describe(e)),
             }
         })?;
-        context.set_threading(libav::decoder_threading());
+        threads::set_decoder_threading(&mut context);
         let mut decoder = context.decoder().video().map_err(|e| MediaError::Unreadable {
             detail: format!("video decoder: {}", libav::describe(e)),
         })?;
@@ -127,7 +128,7 @@ impl VideoTrack {
             ("preset".to_string(), settings.preset.as_str().to_string()),
             ("crf".to_string(), settings.crf.to_string()),
             ("profile".to_string(), settings.h264_profile.as_str().to_string()),
-            ("threads".to_string(), libav::threads().to_string()),
+            ("threads".to_string(), threads::threads().to_string()),
         ];
         Ok(VideoTrack {
             input_index: stream.index(),

@@ -1,6 +1,6 @@
 //! `mediaspool worker`: the worker process's loop.
 //!
-//! In: a [`Setup`] line, then [`Request`] lines on stdin. Out: [`Message`] lines on stdout.
+//! In: a [`Setup`] line, then [`Job`] lines on stdin. Out: [`Message`] lines on stdout.
 //! Exits when stdin closes. Logs go to stderr (inherited from the daemon).
 //!
 //! For tests, `MEDIASPOOL_FAULT=crash:TEXT,hang:TEXT,oom:TEXT` makes the worker abort, hang
@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, Write};
 
-use super::{job, Message, Request, Setup};
+use super::{job, Job, Message, Setup};
 use crate::profile::ProfileSet;
 
 pub fn run() -> u8 {
@@ -23,20 +23,21 @@ pub fn run() -> u8 {
             return 2;
         }
     };
-    crate::media::set_threads(setup.threads);
+    crate::media::set_memory_limit(setup.memory_bytes);
     let profiles = ProfileSet::from_profiles(setup.profiles.clone());
     let faults = std::env::var("MEDIASPOOL_FAULT").unwrap_or_default();
     let stdout = std::io::stdout();
     for line in lines {
         let Ok(line) = line else { break };
-        let request: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
+        let Job { request, threads } = match serde_json::from_str(&line) {
+            Ok(job) => job,
             Err(e) => {
                 eprintln!("mediaspool worker: bad request: {e}");
                 return 2;
             }
         };
         inject_fault(&faults, &request.file_name);
+        crate::media::set_threads(threads);
         let send = |message: &Message| {
             let mut out = stdout.lock();
             let _ = serde_json::to_writer(&mut out, message);

@@ -4,7 +4,7 @@
 //! same binary, `mediaspool worker`), keeps them alive across jobs, and talks to each over its
 //! stdin/stdout, one JSON object per line:
 //! - first the daemon sends a [`Setup`] (profiles and routing), once;
-//! - then per job a [`Request`]; the worker answers [`Message::Probed`] as soon as it knows
+//! - then per job a [`Job`] (a [`Request`] and its threads); the worker answers [`Message::Probed`] as soon as it knows
 //!   what the file is (the supervisor extends the time limit by the media's duration), then
 //!   [`Message::Done`] with the [`MediaOutcome`].
 //!
@@ -14,6 +14,7 @@
 pub mod child;
 pub mod job;
 pub mod pool;
+pub mod threads;
 
 use std::path::PathBuf;
 
@@ -29,7 +30,16 @@ use crate::profile::{MediaKind, Profile};
 pub struct Setup {
     pub profiles: Vec<Profile>,
     pub routing: RoutingConfig,
-    /// Threads each decoder and encoder may use (see [`crate::media::set_threads`]).
+    /// The worker's resident-memory limit: decoders of very large pictures keep their threads
+    /// within it (see [`crate::media::set_memory_limit`]).
+    pub memory_bytes: u64,
+}
+
+/// One job as a worker receives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub request: Request,
+    /// Threads its codecs may use: its share of the cores when it starts (see [`threads`]).
     pub threads: usize,
 }
 

@@ -1,5 +1,5 @@
 //! The supervisor: worker processes kept alive across jobs, each job under a wall-time and a
-//! memory limit.
+//! memory limit, with its share of the cores (see [`super::threads`]).
 //!
 //! In: [`Request`]s from job tasks. Out: the worker's [`MediaOutcome`], or a [`WorkerError`]
 //! when the worker crashed (`worker-crashed`), overran its time (`timeout`) or its memory
@@ -15,7 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
-use super::{MediaOutcome, Message, Request, Setup};
+use super::threads::Share;
+use super::{Job, MediaOutcome, Message, Request, Setup};
 use crate::failure::{ErrorCode, Failure};
 
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,8 @@ pub struct WorkerPool {
     setup_line: String,
     limits: Limits,
     idle: Mutex<Vec<Worker>>,
+    /// The jobs running now: each job's threads are its share of the cores when it starts.
+    cores: Share,
 }
 
 /// How often resident memory is sampled while a job runs.
@@ -76,6 +79,7 @@ impl WorkerPool {
             setup_line: serde_json::to_string(setup).map_err(std::io::Error::other)?,
             limits,
             idle: Mutex::new(Vec::new()),
+            cores: Share::new(crate::config::cores()),
         })
     }
 
@@ -108,7 +112,13 @@ impl WorkerPool {
             Some(w) => w,
             None => self.spawn().await.map_err(WorkerError::Spawn)?,
         };
-        let mut line = serde_json::to_string(request).expect("request serialises");
+        let running = self.cores.start();
+        tracing::debug!(file = %request.file_name, threads = running.threads, "job sent to a worker");
+        let job = Job {
+            request: request.clone(),
+            threads: running.threads,
+        };
+        let mut line = serde_json::to_string(&job).expect("job serialises");
         line.push('\n');
         if let Err(e) = worker.stdin.write_all(line.as_bytes()).await {
             // An idle worker that died in between: try once with a fresh one.
