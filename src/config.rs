@@ -45,7 +45,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub records: RecordsConfig,
     pub policy: PolicyConfig,
-    pub metrics: MetricsConfig,
+    pub http: HttpConfig,
     /// Directory of `NAME.toml` profiles that add to or override the built-in ones.
     pub profiles_dir: Option<PathBuf>,
 }
@@ -225,10 +225,80 @@ impl Default for PolicyConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The HTTP server: metrics, health, the status page and media cards. Off unless `listen` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
+pub struct HttpConfig {
+    /// `HOST:PORT` to serve on; empty means no server.
     pub listen: String,
+    /// Required for the status page (bearer or `?token=`); without one, only loopback clients see it.
+    pub token: String,
+    /// Base URL the cards are reached at from outside (`https://media.example.com`); with
+    /// `card_secret`, records carry a signed `card_url`.
+    pub public_url: String,
+    /// Keys that sign card links (at least 32 characters each); the first signs, any verifies,
+    /// so a new one can be put first while links signed with the old one still work.
+    pub card_secret: String,
+    /// How long a card link is valid.
+    #[serde(with = "humantime_serde")]
+    pub card_ttl: Duration,
+    /// Origins allowed to embed cards in a frame (`https://crm.example.com`); none by default.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: String::new(),
+            token: String::new(),
+            public_url: String::new(),
+            card_secret: String::new(),
+            card_ttl: Duration::from_secs(30 * 24 * 3600),
+            frame_ancestors: Vec::new(),
+        }
+    }
+}
+
+/// Shortest card signing key accepted.
+pub const MIN_CARD_SECRET_CHARS: usize = 32;
+
+impl HttpConfig {
+    fn problems(&self, problems: &mut Vec<String>) {
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen = {:?}: use IP:PORT, e.g. \"127.0.0.1:9464\"",
+                self.listen
+            ));
+        }
+        if !self.public_url.is_empty() {
+            if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+                problems.push(format!(
+                    "http.public_url = {:?}: use an http:// or https:// URL",
+                    self.public_url
+                ));
+            }
+            if self.card_secret.is_empty() {
+                problems.push("http.public_url needs http.card_secret to sign card links".into());
+            }
+        }
+        if self
+            .card_secret
+            .split_whitespace()
+            .any(|key| key.chars().count() < MIN_CARD_SECRET_CHARS)
+        {
+            problems.push(format!(
+                "http.card_secret: each key needs at least {MIN_CARD_SECRET_CHARS} characters"
+            ));
+        }
+        for origin in &self.frame_ancestors {
+            let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
+            if !scheme_ok || origin.contains([' ', ';', ',', '\'', '"']) {
+                problems.push(format!(
+                    "http.frame_ancestors: {origin:?} is not an origin like \"https://crm.example.com\""
+                ));
+            }
+        }
+    }
 }
 
 impl Config {
@@ -356,10 +426,8 @@ impl Config {
         if !self.records.webhook.url.is_empty() {
             problems.push("records.webhook.url: webhook delivery is not available in this version".into());
         }
-        if !self.metrics.listen.is_empty() {
-            problems.push("metrics.listen: the metrics endpoint is not available in this version".into());
-        }
         self.store.validate(&mut problems);
+        self.http.problems(&mut problems);
         if self.policy.retention_days > crate::ingest::manifest::MAX_RETENTION_DAYS {
             problems.push(format!(
                 "policy.retention_days = {}: at most 36500",
@@ -471,6 +539,7 @@ mod tests {
         assert_eq!(c.routing.other, OtherRoute::Store);
         assert_eq!(c.records.outbox, PathBuf::from("records.ndjson"));
         assert_eq!(c.policy.max_input_bytes, ByteSize::gb(2));
+        assert!(c.http.listen.is_empty(), "no server by default");
         c.validate(&ProfileSet::built_in()).unwrap();
     }
 
@@ -546,6 +615,25 @@ mod tests {
         };
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[1].contains("makes audio, not video"), "{problems:?}");
+    }
+
+    #[test]
+    fn http_problems_are_listed_together() {
+        let text = "[http]\nlisten = \"localhost\"\npublic_url = \"media.example.com\"\nframe_ancestors = [\"crm.example.com\"]\n";
+        let c = Config::from_sources(text, "t", no_env()).unwrap();
+        let ConfigError::Invalid(problems) = c.validate(&ProfileSet::built_in()).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[2].contains("card_secret"), "{problems:?}");
+        let text = "[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://m.example.com\"\ncard_secret = \"short\"\n";
+        let c = Config::from_sources(text, "t", no_env()).unwrap();
+        let ConfigError::Invalid(problems) = c.validate(&ProfileSet::built_in()).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let e = Config::from_sources("[metrics]\nlisten = \"127.0.0.1:1\"\n", "t", no_env()).unwrap_err();
+        assert!(e.to_string().contains("metrics"), "{e}");
     }
 
     #[test]

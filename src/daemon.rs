@@ -123,6 +123,9 @@ struct Daemon {
     stop_drain: watch::Sender<bool>,
     /// The task draining the outbox into the sinks.
     drainer: JoinHandle<()>,
+    /// The `[http]` server, if configured: it stops with the drain, so health and metrics
+    /// stay visible while jobs end.
+    http: Option<crate::http::Server>,
 }
 
 /// A job waiting for a slot: a name still in `incoming/`, or one already in `work/`.
@@ -167,7 +170,10 @@ impl Daemon {
         settle_orphan_manifests(&ctx, &spool);
 
         let (stop_drain, drain_stopped) = watch::channel(false);
-        let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), sinks, drain_stopped));
+        let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), sinks, drain_stopped.clone()));
+        let http = crate::http::start(Arc::clone(&ctx), drain_stopped)
+            .await
+            .map_err(|e| DaemonError::Setup(format!("http.listen {}: {e}", ctx.config.http.listen)))?;
         let (stop_intake, intake_stopped) = watch::channel(false);
         let names = watcher::start(&spool, settings, intake_stopped)
             .map_err(|e| DaemonError::Setup(format!("watch: {e}")))?;
@@ -195,6 +201,7 @@ impl Daemon {
             stop_intake,
             stop_drain,
             drainer,
+            http,
         })
     }
 
@@ -271,6 +278,9 @@ impl Daemon {
         self.jobs.ctx.workers.shutdown().await;
         let _ = self.stop_drain.send(true);
         let _ = self.drainer.await;
+        if let Some(server) = self.http {
+            server.stopped().await;
+        }
         self.jobs.log.stopped();
     }
 

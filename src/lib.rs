@@ -17,6 +17,8 @@
 //! - [`privacy`]: redaction of log lines.
 //! - [`daemon`]: `watch`: intake, concurrency, shutdown; [`telemetry`]: its start, per-job
 //!   and stop lines.
+//! - [`metrics`]: what is counted and timed, and the jobs in flight; [`http`]: `[http]
+//!   listen` — metrics, health, the status page, media cards.
 //! - [`failure`]: the one shape of every failure (code, message, stage) and, in
 //!   [`failure::codes`], the table of every error code.
 //! - [`bench`]: `mediaspool bench` — size, speed and quality of profiles on inputs, and the CRF
@@ -40,8 +42,10 @@ pub mod config;
 pub mod daemon;
 pub mod failure;
 pub mod hash;
+pub mod http;
 pub mod ingest;
 pub mod media;
+pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
 pub mod profile;

@@ -107,6 +107,8 @@ pub struct QueryFilter {
 
 pub struct Catalog {
     conn: Mutex<Connection>,
+    /// The database file, opened afresh by [`Catalog::ping`].
+    path: std::path::PathBuf,
 }
 
 impl Catalog {
@@ -130,6 +132,7 @@ impl Catalog {
         schema::migrate(&conn)?;
         Ok(Catalog {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
     }
 
@@ -204,13 +207,13 @@ impl Catalog {
         Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
     }
 
-    /// The record with this id, if the catalog has it.
+    /// The record with this id, if the catalog has it (none over [`MAX_RECORD_BYTES`]).
     pub fn record(&self, record_id: &str) -> Result<Option<Record>, CatalogError> {
         let conn = self.conn();
         let body: Option<String> = conn
             .query_row(
-                "SELECT record FROM messages WHERE record_id = ?1",
-                params![record_id],
+                "SELECT record FROM messages WHERE record_id = ?1 AND octet_length(record) <= ?2",
+                params![record_id, MAX_RECORD_BYTES],
                 |r| r.get(0),
             )
             .optional()?;
@@ -336,6 +339,42 @@ impl Catalog {
         Ok(pruned)
     }
 
+    /// Whether the catalog answers: its file opened afresh (not created) and read. An open
+    /// connection would go on working on a file that was removed or replaced.
+    pub fn ping(&self) -> Result<(), CatalogError> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.query_row("SELECT count(*) FROM jobs", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+
+    /// The last `limit` records, newest first; only rejections with `rejected`. Rows over
+    /// [`MAX_RECORD_BYTES`] are left out.
+    pub fn recent(&self, limit: usize, rejected: bool) -> Result<Vec<Record>, CatalogError> {
+        let filter = if rejected {
+            "AND event = 'media.rejected'"
+        } else {
+            ""
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT record FROM messages WHERE octet_length(record) <= {MAX_RECORD_BYTES} {filter}
+             ORDER BY processed_at DESC, rowid DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
+    }
+
+    /// Records not yet delivered, per sink that has any.
+    pub fn backlog(&self) -> Result<Vec<(String, u64)>, CatalogError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT sink, count(*) FROM deliveries WHERE delivered_at IS NULL GROUP BY sink ORDER BY sink",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Outbox rows for `sink` over [`MAX_RECORD_BYTES`], never delivered: (record id, bytes).
     pub fn withheld(&self, sink: &str) -> Result<Vec<(String, u64)>, CatalogError> {
         let conn = self.conn();
@@ -454,6 +493,40 @@ mod tests {
             1,
             "the record itself stays"
         );
+    }
+
+    #[test]
+    fn recent_records_backlog_and_ping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let c = Catalog::open_path(&path).unwrap();
+        c.ping().unwrap();
+        let stored = record(Event::Stored, "a.ogg", "2026-11-01T00:00:00Z");
+        let rejected = record(Event::Rejected, "b.ogg", "2026-11-02T00:00:00Z");
+        let verdict = JobVerdict::Failed(Failure::new(ErrorCode::TIMEOUT, "slow"));
+        c.commit("j1", "a.ogg", &stored, None, &JobVerdict::Done, &["ndjson"])
+            .unwrap();
+        c.commit("j2", "b.ogg", &rejected, None, &verdict, &["ndjson", "stdout"])
+            .unwrap();
+        let ids = |rs: Vec<Record>| rs.into_iter().map(|r| r.record_id).collect::<Vec<_>>();
+        let (r, s) = (rejected.record_id.clone(), stored.record_id.clone());
+        assert_eq!(ids(c.recent(10, false).unwrap()), [r.clone(), s]);
+        assert_eq!(ids(c.recent(10, true).unwrap()), std::slice::from_ref(&r));
+        assert_eq!(ids(c.recent(1, false).unwrap()), [r]);
+        assert_eq!(
+            c.record(&stored.record_id).unwrap().unwrap().source.file_name,
+            "a.ogg"
+        );
+        assert!(c.record("nope").unwrap().is_none());
+        assert_eq!(
+            c.backlog().unwrap(),
+            [("ndjson".to_string(), 2), ("stdout".to_string(), 1)]
+        );
+        let moved = dir.path().join("moved.db");
+        std::fs::rename(&path, &moved).unwrap();
+        assert!(c.ping().is_err(), "a catalog file that is gone does not answer");
+        std::fs::rename(&moved, &path).unwrap();
+        c.ping().unwrap();
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::failure::{ErrorCode, Failure};
 use crate::hash::{hash_file, ContentHash};
 use crate::ingest::manifest::Manifest;
 use crate::media::Probe;
+use crate::metrics::{self, Outcome};
 use crate::profile::{MediaKind, ProfileSet};
 use crate::records::{Crm, Event, Record, SourceInfo};
 use crate::store::{Store, StoreError};
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub catalog: Catalog,
     pub workers: WorkerPool,
+    /// Signs the card links records carry (and the status page's media links).
+    pub card_links: crate::http::CardLinks,
     /// Names of the sinks every record is delivered to.
     pub sinks: Vec<&'static str>,
     /// Signalled after each commit, so the outbox is drained at once.
@@ -184,6 +187,10 @@ struct Facts {
     manifest_checked: bool,
     /// The per-content lock, once taken.
     same_bytes: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The record is that of a message seen before.
+    repeat: bool,
+    /// What metrics see of the job: its stage, its time.
+    job: metrics::Job,
 }
 
 impl Ctx {
@@ -200,6 +207,7 @@ impl Ctx {
             sinks.push("stdout");
         }
         Ctx {
+            card_links: crate::http::CardLinks::from_config(&config.http),
             config,
             profiles,
             store,
@@ -276,9 +284,11 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
         manifest: None,
         manifest_checked: false,
         same_bytes: None,
+        repeat: false,
+        job: metrics::Job::start(&input.file_name),
     };
     let outcome = work(ctx, &mut input, &mut facts).await;
-    let (record, verdict, new_media) = match outcome {
+    let (mut record, verdict, new_media) = match outcome {
         Ok(done) => done,
         Err(Stop::Retry(e)) => return Err(e),
         Err(Stop::Reject(rejection)) => {
@@ -288,7 +298,11 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
             (record, rejection.verdict, None)
         }
     };
+    if !facts.repeat && record.media.is_some() && record.event != Event::Rejected {
+        record.card_url = ctx.card_links.card_url(&record.record_id);
+    }
     let key = message_key(&facts);
+    facts.job.stage(metrics::Stage::catalog);
     let commit_record = record.clone();
     let commit_verdict = verdict.clone();
     blocking(ctx, move |c| {
@@ -299,6 +313,18 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
     .await?;
     drop(facts.same_bytes.take());
     ctx.committed.notify_one();
+    facts.job.finish(metrics::Ended {
+        outcome: match record.event {
+            _ if facts.repeat => Outcome::repeat,
+            Event::Stored => Outcome::stored,
+            Event::Duplicate => Outcome::duplicate,
+            Event::Rejected | Event::Deleted => Outcome::rejected,
+        },
+        profile: record.media.as_ref().and_then(|m| m.profile.as_deref()),
+        code: record.error.as_ref().map(|e| e.code.id()),
+        input_bytes: facts.source.bytes,
+        output_bytes: record.media.as_ref().map_or(0, |m| m.bytes),
+    });
     if let Some(m) = record.media.as_ref() {
         tracing::debug!(
             file = %input.file_name, event = record.event.as_str(), kind = %m.kind, profile = ?m.profile,
@@ -342,6 +368,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
         )
         .into());
     }
+    facts.job.stage(metrics::Stage::hash);
     let hash_path = path.clone();
     let hash = blocking(ctx, move |_| hash_file(&hash_path))
         .await
@@ -354,6 +381,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     }
     // Held until the record is committed (in `run`), so a copy waiting here sees this job's
     // rendition in the catalog and becomes its duplicate (or, for the same message, a repeat).
+    facts.job.stage(metrics::Stage::waiting);
     facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
     if let Some(done) = repeat(ctx, input, facts).await? {
         return Ok(done);
@@ -394,6 +422,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
                 work_dir: work_dir.path().to_path_buf(),
             };
             let started = Instant::now();
+            facts.job.stage(metrics::Stage::media);
             let outcome = run_worker(ctx, &input.job_id, &request).await;
             tracing::debug!(file = %input.file_name, ms = started.elapsed().as_millis() as u64, "media work done");
             (work_dir, request, outcome)
@@ -401,6 +430,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     };
     drop(input.permit.take());
     let mut outcome = outcome?;
+    facts.job.stage(metrics::Stage::waiting);
     // A manifest may come just after its media: wait (within the grace period) before the
     // outcome becomes a record, and before anything is stored.
     load_manifest(ctx, &input.manifest, facts, true).await?;
@@ -420,10 +450,12 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
         if tags != request.tags && wanted.as_ref() != Some(profile) {
             tracing::debug!(file = %input.file_name, "late manifest routes to another profile; rendering again");
             request.tags = tags;
+            facts.job.stage(metrics::Stage::media);
             outcome = run_worker(ctx, &input.job_id, &request).await?;
         }
     }
 
+    facts.job.stage(metrics::Stage::store);
     let stored = store_outcome(ctx, &path, &outcome, facts).await;
     if let Err(Stop::Retry(JobError::Store(_))) = &stored {
         ctx.park(
@@ -483,6 +515,7 @@ async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<M
                 let (id, name) = (job_id.to_string(), request.file_name.clone());
                 let attempts = blocking(ctx, move |c| c.catalog.count_attempt(&id, &name)).await?;
                 tracing::warn!(file = %request.file_name, attempts, code = %e.code(), "worker failed: {e}");
+                metrics::worker_restarted(e.code().id());
                 if attempts >= MAX_ATTEMPTS {
                     let mut failure = e.failure();
                     failure.message = format!("{} (after {attempts} attempts)", failure.message);
@@ -510,7 +543,7 @@ fn wanted_profile_id(ctx: &Ctx, kind: MediaKind, facts: &Facts) -> Option<String
 /// The same message again (same message key, same bytes) that was stored or deduplicated
 /// before: its record again, with the same id, and nothing new. A message that was rejected
 /// before is worked on again (the cause may have been passing).
-async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &Facts) -> Result<Option<Done>, Stop> {
+async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Result<Option<Done>, Stop> {
     let Some(hash) = facts.hash.as_ref() else {
         return Ok(None);
     };
@@ -519,6 +552,7 @@ async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &Facts) -> Result<Optio
         return Ok(None);
     };
     tracing::debug!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
+    facts.repeat = true;
     Ok(Some((previous, JobVerdict::Done, None)))
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::NdjsonSink;
 use crate::catalog::{Catalog, CatalogError};
+use crate::metrics;
 use crate::pipeline::Ctx;
 
 /// The sinks of this process.
@@ -36,13 +37,16 @@ impl Sinks {
             if batch.is_empty() {
                 break;
             }
+            let started = std::time::Instant::now();
             for (_, body) in &batch {
                 if let Err(e) = self.ndjson.append_line(body) {
+                    metrics::delivered("ndjson", 0, false, started.elapsed());
                     tracing::error!(path = %self.ndjson.path().display(), error = %e, "cannot write records; will retry");
                     return Ok(written);
                 }
                 written += 1;
             }
+            metrics::delivered("ndjson", batch.len() as u64, true, started.elapsed());
             catalog.mark_delivered("ndjson", &batch.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())?;
         }
         if self.stdout {
@@ -51,11 +55,13 @@ impl Sinks {
                 if batch.is_empty() {
                     break;
                 }
+                let started = std::time::Instant::now();
                 let mut out = std::io::stdout().lock();
                 let result: std::io::Result<()> = batch
                     .iter()
                     .try_for_each(|(_, body)| writeln!(out, "{body}"))
                     .and_then(|()| out.flush());
+                metrics::delivered("stdout", batch.len() as u64, result.is_ok(), started.elapsed());
                 if let Err(e) = result {
                     tracing::error!(error = %e, "cannot write records to stdout; will retry");
                     return Ok(written);

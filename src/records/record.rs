@@ -68,6 +68,9 @@ pub struct Record {
     /// When the presigned URLs in this record stop working; `None` when they do not expire.
     #[serde(default)]
     pub links_expire_at: Option<String>,
+    /// Signed link to the record's media card, when `http.public_url` is set.
+    #[serde(default)]
+    pub card_url: Option<String>,
     pub received_at: Option<String>,
     pub processed_at: String,
     pub retention_until: Option<String>,
@@ -146,6 +149,7 @@ impl Record {
             original: None,
             crm: Crm::default(),
             links_expire_at: None,
+            card_url: None,
             received_at: None,
             processed_at: now_rfc3339(),
             retention_until: None,
@@ -312,6 +316,7 @@ mod tests {
             "original",
             "crm",
             "links_expire_at",
+            "card_url",
             "received_at",
             "processed_at",
             "retention_until",

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
+use crate::metrics;
+
 use super::{Link, ObjectInfo, Put, PutRequest, Store, StoreError};
 
 #[derive(Debug)]
@@ -43,12 +45,30 @@ impl Patient {
         self.paused.load(Ordering::Relaxed)
     }
 
-    async fn patiently<T, F, Fut>(&self, what: &str, call: F) -> Result<T, StoreError>
+    /// `call` (a request of kind `operation` about `what`), tried again while it fails
+    /// transiently and the budget lasts. Each try is counted in the metrics.
+    async fn patiently<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        what: &str,
+        mut call: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let result = call
+        let mut tries = 0u32;
+        let counted = || {
+            let again = tries > 0;
+            tries += 1;
+            let attempt = call();
+            async move {
+                let result = attempt.await;
+                metrics::store_request(operation, result.is_ok(), again);
+                result
+            }
+        };
+        let result = counted
             .retry(self.backoff)
             .when(StoreError::is_transient)
             .notify(|e, delay| tracing::debug!(what, error = %e, ?delay, "store call failed; trying again"))
@@ -56,11 +76,13 @@ impl Patient {
         match &result {
             Ok(_) => {
                 if self.paused.swap(false, Ordering::Relaxed) {
+                    metrics::set_uploads_paused(false);
                     tracing::info!(store = %self.inner.describe(), "uploads resumed");
                 }
             }
             Err(e) if e.is_transient() => {
                 if !self.paused.swap(true, Ordering::Relaxed) {
+                    metrics::set_uploads_paused(true);
                     tracing::info!(store = %self.inner.describe(), error = %e, "uploads paused: the store does not answer; jobs wait in work/");
                 }
             }
@@ -73,20 +95,20 @@ impl Patient {
 #[async_trait::async_trait]
 impl Store for Patient {
     async fn put_if_absent(&self, request: &PutRequest<'_>) -> Result<Put, StoreError> {
-        self.patiently(request.key, || self.inner.put_if_absent(request))
+        self.patiently("put", request.key, || self.inner.put_if_absent(request))
             .await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        self.patiently(key, || self.inner.head(key)).await
+        self.patiently("head", key, || self.inner.head(key)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.patiently(key, || self.inner.delete(key)).await
+        self.patiently("delete", key, || self.inner.delete(key)).await
     }
 
     async fn link(&self, key: &str) -> Result<Link, StoreError> {
-        self.patiently(key, || self.inner.link(key)).await
+        self.patiently("link", key, || self.inner.link(key)).await
     }
 
     async fn check(&self) -> Vec<String> {

@@ -8,6 +8,7 @@ mod common;
 mod corpus;
 mod daemon;
 mod fixtures;
+mod http;
 mod privacy;
 mod spool_support;
 mod store;
