@@ -2,7 +2,8 @@
 # Installs, if missing, the Debian 12 packages mediaspool needs to build and test:
 # FFmpeg's development libraries (ffmpeg-next links them), clang/libclang for bindgen,
 # pkg-config, and the tools the tests and fixtures use (ffmpeg CLI, espeak-ng; bash, zsh and
-# fish to check the completion scripts, groff to render the manual pages).
+# fish to check the completion scripts, groff to render the manual pages; Chromium and its
+# WebDriver for the browser tests of the status page and media cards).
 # Idempotent: does nothing when everything is there.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   libswscale-dev libswresample-dev
   ffmpeg espeak-ng
   bash zsh fish groff-base
+  chromium chromium-driver
 )
 
 missing=()

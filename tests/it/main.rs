@@ -3,6 +3,7 @@
 
 mod bench;
 mod bounds;
+mod browser;
 mod cli;
 mod common;
 mod corpus;
