@@ -94,6 +94,10 @@ fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
     let (config, mut problems) = Config::read(cli.config.as_deref()).map_err(|e| e.to_string())?;
     redact::register_secret(&config.records.webhook.secret);
     redact::register_secret(&config.store.access_key);
+    redact::register_secret(&config.http.token);
+    for key in config.http.card_secret.split_whitespace() {
+        redact::register_secret(key);
+    }
     let profiles = ProfileSet::load(config.profiles_dir.as_deref());
     if let Err(e) = &profiles {
         problems.extend(e.problems.iter().cloned());

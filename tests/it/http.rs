@@ -13,10 +13,12 @@ const LONG: Duration = Duration::from_secs(120);
 pub const CARD_SECRET: &str = "test-card-secret-0123456789abcdef0123456789";
 pub const TOKEN: &str = "status-token-42";
 
-/// An HTTP/1.1 client that treats every status as an answer, not an error.
+/// An HTTP/1.1 client that treats every status as an answer, not an error, and follows no
+/// redirect.
 pub fn client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into()
@@ -394,5 +396,89 @@ fn status_page_needs_its_token_and_cards_their_signature() {
         &[],
     );
     assert_eq!(answer.status, 404, "a signed id that names nothing");
+    assert_eq!(d.stop(LONG).code(), Some(0));
+}
+
+/// Store calls give up after a few seconds, so an outage shows at once.
+const IMPATIENT: &str = "timeout = \"2s\"\nretry_budget = \"3s\"";
+
+#[test]
+fn s3_store_readiness_card_media_and_store_metrics() {
+    use crate::store_support::{Bucket, Proxy, S3Server, AWS_ENV};
+    let server = S3Server::shared();
+    let bucket = Bucket::create(&server);
+    let proxy = Proxy::start(server.port);
+    let through_proxy = Bucket {
+        endpoint: format!("http://127.0.0.1:{}", proxy.port),
+        name: bucket.name.clone(),
+    };
+    let config = format!(
+        "{}[http]\nlisten = \"127.0.0.1:0\"\n{}",
+        through_proxy.config(IMPATIENT),
+        card_config()
+    );
+    let mut d = Daemon::new("", &config);
+    for (k, v) in AWS_ENV {
+        d = d.with_env(k, v);
+    }
+    d.start();
+    let base = http_address(&d);
+    let ready = || get(&format!("{base}/readyz"), &[]);
+    assert_eq!(ready().status, 200, "{}", ready().text());
+
+    d.drop_file("first.wav", &tone_wav(330.0, 800));
+    let records = d.wait_for(&["first.wav"], LONG);
+    let record = &records[0];
+    let values = scrape(&base);
+    assert!(value(&values, "mediaspool_store_requests{operation=put,outcome=ok}") >= 1.0);
+    assert_eq!(value(&values, "mediaspool_uploads_paused{}"), 0.0);
+
+    // The card's media come from the store: a redirect to a fresh link there, which the
+    // card's policy allows.
+    let link = card_link(&base, record);
+    let card = get(&link, &[]);
+    assert_eq!(card.status, 200, "{}", card.text());
+    let origin = through_proxy.endpoint.clone();
+    let csp = &card.headers["content-security-policy"];
+    assert!(csp.contains(&format!("media-src 'self' {origin};")), "{csp}");
+    let id = record["record_id"].as_str().unwrap();
+    let query = link.split_once('?').unwrap().1;
+    let media = get(&format!("{base}/card/{id}/media?{query}"), &[]);
+    assert_eq!(media.status, 307);
+    let location = &media.headers["location"];
+    assert!(
+        location.starts_with(&format!("{origin}/{}/", bucket.name)),
+        "{location}"
+    );
+    let fetched = get(location, &[("range", "bytes=0-99")]);
+    assert_eq!((fetched.status, fetched.body.len()), (206, 100));
+
+    // The store goes away: not ready, and a job's upload pauses after its retries.
+    proxy.set_target(None);
+    let answer = ready();
+    assert_eq!(answer.status, 503);
+    assert!(answer.text().contains("store: "), "{}", answer.text());
+    d.drop_file("second.wav", &tone_wav(550.0, 800));
+    wait_until("uploads paused", LONG, || {
+        scrape(&base).get("mediaspool_uploads_paused{}") == Some(&1.0)
+    });
+    let values = scrape(&base);
+    let retries: f64 = values
+        .iter()
+        .filter(|(k, _)| k.starts_with("mediaspool_store_retries{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(retries >= 1.0, "{:#?}", sorted_keys(&values));
+    assert!(values.iter().any(|(k, v)| k.contains("outcome=error")
+        && k.starts_with("mediaspool_store_requests{")
+        && *v >= 1.0));
+
+    // Back: ready again, the waiting job goes through, uploads resume.
+    proxy.set_target(Some(server.port));
+    wait_until("ready again", LONG, || ready().status == 200);
+    d.wait_for(&["second.wav"], Duration::from_secs(180));
+    wait_until("uploads resumed", LONG, || {
+        scrape(&base).get("mediaspool_uploads_paused{}") == Some(&0.0)
+    });
     assert_eq!(d.stop(LONG).code(), Some(0));
 }
