@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! The modules follow a file's way through the pipeline:
-//! - [`cli`]: command-line definitions; [`commands`]: what each command does, exit codes.
+//! - [`cli`]: command-line definitions; [`commands`]: what each command does, exit codes;
+//!   [`logging`]: the log filter and format, shared with worker processes.
 //! - [`config`]: the `mediaspool.toml` contract, defaults, environment overrides, validation.
 //! - [`profile`]: typed transcoding profiles, built in and from `profiles_dir`, with ids.
 //! - [`ingest`]: the spool (claim, release, quarantine), watching it, manifests.
@@ -44,6 +45,7 @@ pub mod failure;
 pub mod hash;
 pub mod http;
 pub mod ingest;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;

@@ -13,9 +13,9 @@ mod watch;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
-use crate::privacy::redact::{self, LineFormat};
+use crate::privacy::redact;
 use crate::profile::ProfileSet;
 
 pub const EXIT_OK: u8 = 0;
@@ -23,7 +23,7 @@ pub const EXIT_SOME_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(cli.log_format, cli.verbose, cli.quiet);
+    crate::logging::init(cli.log_format, cli.verbose, cli.quiet);
     // Commands that need no configuration.
     match &cli.command {
         Command::Worker => return ExitCode::from(crate::worker::child::run()),
@@ -107,31 +107,4 @@ fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
         Ok(profiles) if problems.is_empty() => Ok((config, profiles)),
         _ => Err(ConfigError::Invalid(problems).to_string()),
     }
-}
-
-fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
-    // mediaspool's own lines at info (the daemon's start, per-job and stop lines); more detail
-    // is mediaspool's own first, the libraries' (symphonia's stream notes…) only at -vv.
-    let default = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "warn,mediaspool=info",
-        (false, 1) => "warn,mediaspool=debug",
-        (false, _) => "debug",
-    };
-    let filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    // Every line passes redaction on its way out: no phone number, name, token or secret,
-    // whatever wrote it (see `privacy::redact`).
-    redact::register_environment_secrets();
-    // Colours only on a terminal: a log file or journal gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Human => builder.with_writer(redact::Stderr(LineFormat::Human)).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_writer(redact::Stderr(LineFormat::Json))
-            .try_init(),
-    };
 }

@@ -85,6 +85,7 @@ impl WorkerPool {
 
     async fn spawn(&self) -> std::io::Result<Worker> {
         let mut child = Command::new(&self.exe)
+            .args(crate::logging::flags_for_worker())
             .arg("worker")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

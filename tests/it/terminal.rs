@@ -140,6 +140,30 @@ fn process_quiet_prints_rejections_but_no_summary_and_no_log_lines() {
     assert_eq!(s.records().len(), 2);
 }
 
+/// Worker processes log at their parent's level and in its format: with `-vv --log-format json`
+/// a broken video's libav messages (logged in the worker that decodes it) come as JSON lines.
+#[test]
+fn workers_log_at_the_parents_level_and_in_its_format() {
+    let s = Scratch::new();
+    let broken = corpus().join("broken/exiftool__QuickTime.mov");
+    let out = s.run(
+        &["process", "-vv", "--log-format", "json", broken.to_str().unwrap()],
+        T,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        // The summary and the rejection are `process`'s own text, not log lines.
+        .filter(|l| !l.starts_with("mediaspool: ") && !l.starts_with("exiftool__QuickTime.mov: "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["target"] == "libav"),
+        "the worker's libav messages at -vv:\n{stderr}"
+    );
+}
+
 /// Every command a user can call, as `--help` lists them.
 fn commands() -> Vec<String> {
     let s = Scratch::new();
