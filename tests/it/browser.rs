@@ -117,13 +117,16 @@ async fn run_js(client: &Client, script: &str) -> Value {
 async fn wait_for_text(client: &Client, css: &str, texts: &[&str], limit: Duration) -> String {
     let start = Instant::now();
     loop {
+        // Read in one script: the page replaces its sections as it refreshes, so an element
+        // found by one WebDriver call may be gone by the next.
         let body = client
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .text()
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+                vec![json!(css)],
+            )
             .await
             .unwrap();
+        let body = body.as_str().unwrap_or_default().to_string();
         if texts.iter().all(|t| body.contains(t)) {
             return body;
         }
