@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{median, run_ok};
+
 const ROUNDS: usize = 3;
 
 const AWS_ENV: [(&str, &str); 6] = [
@@ -96,19 +100,6 @@ fn mediaspool() -> Command {
     cmd
 }
 
-fn run_ok(cmd: &mut Command) {
-    let out = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn timed(cmd: &mut Command) -> Duration {
     let start = Instant::now();
     run_ok(cmd);
@@ -133,11 +124,6 @@ fn data_file(path: &Path, bytes: usize, seed: u64) {
         file.write_all(&block[..n]).unwrap();
         left -= n;
     }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn report(case: &str, ours: &[Duration], theirs: &[Duration]) {
