@@ -79,7 +79,8 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
     },
-    /// Validate configuration and profiles, and reach the store and sinks.
+    /// Validate configuration and profiles, and reach the store and sinks (each HTTP sink's
+    /// request is rendered for a sample record of every event).
     #[command(after_help = examples::CHECK)]
     Check,
     /// Print a fresh link to a stored object: a presigned URL when the store has no public
@@ -88,6 +89,27 @@ pub enum Command {
     Link {
         #[arg(value_name = "KEY|RECORD_ID")]
         target: String,
+    },
+    /// List records not yet delivered to a sink (or, with --dead, given up on), with the last
+    /// error.
+    #[command(after_help = examples::DELIVERIES)]
+    Deliveries {
+        /// Only this sink (ndjson, stdout or a [sinks.NAME]).
+        #[arg(long, value_name = "NAME")]
+        sink: Option<String>,
+        /// Dead letters: deliveries given up on after give_up_after, or that cannot be made.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Put dead-lettered deliveries back in line (and re-enable sinks disabled by 410 Gone).
+    #[command(after_help = examples::REDRIVE)]
+    Redrive {
+        /// Only this sink.
+        #[arg(long, value_name = "NAME")]
+        sink: Option<String>,
+        /// Only this record.
+        #[arg(long, value_name = "ID")]
+        record: Option<String>,
     },
     /// Compare profiles on inputs: size, ratio, bitrate, speed and quality (SSIM/PSNR for video
     /// and pictures, SNR/log-spectral distance for audio), as a table, JSON, CSV or a chart.
@@ -188,6 +210,16 @@ Examples:
 Examples:
   mediaspool link 4f9c0d6e2b7a41c3a8e5d2f1b0c9e8d7
   mediaspool link ab/ab12…/9dfb88b6bab1c7d7/media.mp3";
+
+    pub const DELIVERIES: &str = "\
+Examples:
+  mediaspool deliveries                              # summary on stderr, one JSON line each
+  mediaspool deliveries --sink crm --dead | jq .last_error";
+
+    pub const REDRIVE: &str = "\
+Examples:
+  mediaspool redrive --sink crm                      # every dead letter of crm, sink re-enabled
+  mediaspool redrive --record 3f2a9c1e7b4d5a60c8e1f2d3b4a59687";
 
     pub const BENCH: &str = "\
 Examples:

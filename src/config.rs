@@ -44,6 +44,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub routing: RoutingConfig,
     pub records: RecordsConfig,
+    /// HTTP sinks by name (`[sinks.NAME]`).
+    pub sinks: BTreeMap<String, SinkConfig>,
     pub policy: PolicyConfig,
     pub http: HttpConfig,
     /// Directory of `NAME.toml` profiles that add to or override the built-in ones.
@@ -187,7 +189,6 @@ impl RoutingConfig {
 pub struct RecordsConfig {
     pub outbox: PathBuf,
     pub stdout: bool,
-    pub webhook: WebhookConfig,
 }
 
 impl Default for RecordsConfig {
@@ -195,16 +196,92 @@ impl Default for RecordsConfig {
         RecordsConfig {
             outbox: "records.ndjson".into(),
             stdout: false,
-            webhook: WebhookConfig::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One HTTP sink. `url`, `headers`, `params` and `secret` may name environment variables as
+/// `${VAR}`; `url`, `headers` and the template may use template expressions over the record.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct WebhookConfig {
+pub struct SinkConfig {
     pub url: String,
+    /// Empty: the preset's method (POST for `standard-webhooks`).
+    pub method: String,
+    /// Empty: `standard-webhooks`.
+    pub preset: String,
+    /// A JSON skeleton for the body (a JSON string or a TOML table), over the preset's.
+    #[serde(deserialize_with = "template_json", serialize_with = "template_json_out")]
+    pub template: Option<serde_json::Value>,
+    /// Standard Webhooks signing secrets (`whsec_…`), space-separated while rotating.
     pub secret: String,
+    pub headers: BTreeMap<String, String>,
+    /// Per-account values presets and templates read as `params.NAME`.
+    pub params: BTreeMap<String, String>,
+    /// Events delivered; empty: all.
+    pub events: Vec<String>,
+    /// Only records carrying one of these tags; empty: all.
+    pub tags: Vec<String>,
+    /// Only media of these kinds (audio, video, image, other); empty: all.
+    pub kinds: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// Chats delivered at once (one record at a time within a chat).
+    pub concurrency: usize,
+    /// First retry delay; it doubles (with jitter) up to `retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            url: String::new(),
+            method: String::new(),
+            preset: String::new(),
+            template: None,
+            secret: String::new(),
+            headers: BTreeMap::new(),
+            params: BTreeMap::new(),
+            events: Vec::new(),
+            tags: Vec::new(),
+            kinds: Vec::new(),
+            timeout: Duration::from_secs(10),
+            give_up_after: Duration::from_secs(72 * 3600),
+            concurrency: 4,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL, secret, headers and params may be credentials.
+        f.debug_struct("SinkConfig")
+            .field("preset", &self.preset)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+fn template_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    use serde::de::Error;
+    match Option::<toml::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(toml::Value::String(text)) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("template is not JSON: {e}"))),
+        Some(other) => serde_json::to_value(other).map(Some).map_err(D::Error::custom),
+    }
+}
+
+fn template_json_out<S: serde::Serializer>(v: &Option<serde_json::Value>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().map(|v| v.to_string()).serialize(s)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -423,8 +500,8 @@ impl Config {
                 self.catalog.url
             ));
         }
-        if !self.records.webhook.url.is_empty() {
-            problems.push("records.webhook.url: webhook delivery is not available in this version".into());
+        for (name, sink) in &self.sinks {
+            problems.extend(crate::delivery::check_sink_config(name, sink));
         }
         self.store.validate(&mut problems);
         self.http.problems(&mut problems);
@@ -587,8 +664,8 @@ mod tests {
             ("MEDIASPOOL_SPOOL__JOBS".to_string(), "4".to_string()),
             ("MEDIASPOOL_SPOOL__QUIET_PERIOD".to_string(), "5s".to_string()),
             (
-                "MEDIASPOOL_RECORDS__WEBHOOK__SECRET".to_string(),
-                "s3cret".to_string(),
+                "MEDIASPOOL_SINKS__CRM__SECRET".to_string(),
+                "whsec_s3cret".to_string(),
             ),
             ("MEDIASPOOL_LOG".to_string(), "debug".to_string()),
             ("OTHER__THING".to_string(), "x".to_string()),
@@ -597,7 +674,7 @@ mod tests {
         assert_eq!(c.spool.jobs, 4);
         assert_eq!(c.spool.dir, PathBuf::from("in"));
         assert_eq!(c.spool.quiet_period, Duration::from_secs(5));
-        assert_eq!(c.records.webhook.secret, "s3cret");
+        assert_eq!(c.sinks["crm"].secret, "whsec_s3cret");
     }
 
     #[test]

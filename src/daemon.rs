@@ -18,18 +18,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::catalog::{Catalog, JobVerdict};
 use crate::config::Config;
+use crate::delivery::Sinks;
 use crate::failure::{ErrorCode, Failure};
 use crate::ingest::spool::{new_job_id, JOB_SEPARATOR};
 use crate::ingest::watch::{self as watcher, WatchSettings};
 use crate::ingest::{Claim, Claimed, Spool, Went};
 use crate::pipeline::{self, Ctx, JobError, JobInput, ManifestSource};
 use crate::profile::ProfileSet;
-use crate::records::outbox::{self, Sinks};
-use crate::records::{Event, NdjsonSink, Record, SourceInfo};
+use crate::records::{Event, Record, SourceInfo};
 use crate::telemetry::{self, RunLog};
 use crate::worker::pool::{Limits, WorkerPool};
 use crate::worker::Setup;
@@ -75,13 +75,7 @@ pub async fn context(
 }
 
 pub fn sinks(config: &Config) -> Result<Sinks, DaemonError> {
-    let ndjson = NdjsonSink::open(&config.records.outbox).map_err(|e| {
-        DaemonError::Setup(format!("records.outbox {}: {e}", config.records.outbox.display()))
-    })?;
-    Ok(Sinks {
-        ndjson,
-        stdout: config.records.stdout,
-    })
+    Sinks::from_config(config).map_err(|e| DaemonError::Setup(e.to_string()))
 }
 
 /// Runs until `shutdown` completes, then stops gracefully (see the module docs).
@@ -118,12 +112,12 @@ struct Daemon {
     tasks: JoinSet<()>,
     /// Stops the watcher: the first step of shutdown, so no new file is taken.
     stop_intake: watch::Sender<bool>,
-    /// Stops the outbox drain: the last step of shutdown, once every job has ended, so every
-    /// committed record is delivered.
-    stop_drain: watch::Sender<bool>,
-    /// The task draining the outbox into the sinks.
-    drainer: JoinHandle<()>,
-    /// The `[http]` server, if configured: it stops with the drain, so health and metrics
+    /// Stops the sinks' tasks: the last step of shutdown, once every job has ended, so every
+    /// committed record is offered to its sinks.
+    stop_delivery: watch::Sender<bool>,
+    /// One task per sink, draining its share of the outbox.
+    delivering: JoinSet<()>,
+    /// The `[http]` server, if configured: it stops with delivery, so health and metrics
     /// stay visible while jobs end.
     http: Option<crate::http::Server>,
 }
@@ -149,8 +143,8 @@ struct Jobs {
 }
 
 impl Daemon {
-    /// Opens the spool, builds the job context, starts the outbox drain and the watcher, and
-    /// queues what `work/` holds.
+    /// Opens the spool, builds the job context, starts one delivery task per sink and the
+    /// watcher, and queues what `work/` holds.
     async fn start(config: Config, profiles: ProfileSet) -> Result<Daemon, DaemonError> {
         let spool_dir = config.spool.dir.display().to_string();
         let spool_err = |source| DaemonError::Spool {
@@ -165,13 +159,13 @@ impl Daemon {
             quiet_period: config.spool.quiet_period,
             rescan_interval: config.spool.rescan_interval,
         };
-        let sinks = Arc::new(sinks(&config)?);
+        let sinks = sinks(&config)?;
         let ctx = Arc::new(context(config, profiles, spool.scratch_root()).await?);
         settle_orphan_manifests(&ctx, &spool);
 
-        let (stop_drain, drain_stopped) = watch::channel(false);
-        let drainer = tokio::spawn(outbox::run(Arc::clone(&ctx), sinks, drain_stopped.clone()));
-        let http = crate::http::start(Arc::clone(&ctx), drain_stopped)
+        let (stop_delivery, delivery_stopped) = watch::channel(false);
+        let delivering = sinks.spawn(&ctx.catalog, &ctx.committed, delivery_stopped.clone());
+        let http = crate::http::start(Arc::clone(&ctx), delivery_stopped)
             .await
             .map_err(|e| DaemonError::Setup(format!("http.listen {}: {e}", ctx.config.http.listen)))?;
         let (stop_intake, intake_stopped) = watch::channel(false);
@@ -181,7 +175,8 @@ impl Daemon {
         if !resumed.is_empty() {
             tracing::info!(jobs = resumed.len(), "resuming jobs left in work/");
         }
-        telemetry::started(&ctx.config, &ctx.profiles, &ctx.store.describe(), &ctx.sinks);
+        let sink_names: Vec<&str> = sinks.names().collect();
+        telemetry::started(&ctx.config, &ctx.profiles, &ctx.store.describe(), &sink_names);
         let (retry, retries) = mpsc::unbounded_channel();
         Ok(Daemon {
             jobs: Arc::new(Jobs {
@@ -199,8 +194,8 @@ impl Daemon {
             retries,
             tasks: JoinSet::new(),
             stop_intake,
-            stop_drain,
-            drainer,
+            stop_delivery,
+            delivering,
             http,
         })
     }
@@ -276,8 +271,8 @@ impl Daemon {
             self.put_back_unfinished().await;
         }
         self.jobs.ctx.workers.shutdown().await;
-        let _ = self.stop_drain.send(true);
-        let _ = self.drainer.await;
+        let _ = self.stop_delivery.send(true);
+        while self.delivering.join_next().await.is_some() {}
         if let Some(server) = self.http {
             server.stopped().await;
         }
@@ -427,8 +422,14 @@ impl Jobs {
             record.clone(),
         );
         let committed = tokio::task::spawn_blocking(move || {
-            c.catalog
-                .commit(&job_id, &key, &r, None, &JobVerdict::Failed(failure), &c.sinks)
+            c.catalog.commit(
+                &job_id,
+                &key,
+                &r,
+                None,
+                &JobVerdict::Failed(failure),
+                &c.routes.for_record(&r),
+            )
         })
         .await;
         if matches!(committed, Ok(Ok(()))) {
@@ -438,7 +439,7 @@ impl Jobs {
             tracing::error!(file = name, "cannot record the refusal: {reason}");
             self.log.unrecorded();
         }
-        self.ctx.committed.notify_one();
+        self.ctx.committed.ring();
     }
 }
 

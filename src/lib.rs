@@ -13,7 +13,9 @@
 //!   verification. Synchronous, CPU-heavy.
 //! - [`store`]: content-addressed keys and the local store.
 //! - [`worker`]: media work in supervised worker processes (time and memory limits).
-//! - [`records`]: the record format, the outbox drain and its sinks.
+//! - [`records`]: the record format.
+//! - [`delivery`]: the outbox to the sinks (NDJSON file, stdout), one task per sink, retries,
+//!   dead letters, order per chat.
 //! - [`pipeline`]: one job, from input file to committed record.
 //! - [`privacy`]: redaction of log lines.
 //! - [`daemon`]: `watch`: intake, concurrency, shutdown; [`telemetry`]: its start, per-job
@@ -32,7 +34,7 @@
 //!                                                                 ▼
 //!            store ─▶ one catalog transaction: media + message + outbox ─▶ done/ | failed/
 //!                                                                 ▼
-//!                                               sinks drain the outbox (NDJSON file, stdout)
+//!                       one task per sink drains the outbox (NDJSON file, stdout)
 //! ```
 
 pub mod bench;
@@ -41,6 +43,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod failure;
 pub mod hash;
 pub mod http;

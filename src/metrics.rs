@@ -413,17 +413,19 @@ pub fn worker_restarted(cause: &'static str) {
     METRICS.worker_restarts.get_or_create(&CauseLabel { cause }).inc();
 }
 
-/// `records` records were delivered to `sink` (or an attempt failed) after `took`.
-pub fn delivered(sink: &str, records: u64, ok: bool, took: Duration) {
+/// One delivery round to `sink` ended after `took`: `delivered` records accepted, `failed`
+/// attempts that did not go through (retried later or dead-lettered).
+pub fn delivered(sink: &str, delivered: u64, failed: u64, took: Duration) {
     observe_stage(Stage::delivery, took);
-    let labels = DeliveryLabels {
-        sink: sink.to_string(),
-        outcome: if ok { "delivered" } else { "failed" },
-    };
-    METRICS
-        .deliveries
-        .get_or_create(&labels)
-        .inc_by(if ok { records } else { 1 });
+    for (outcome, n) in [("delivered", delivered), ("failed", failed)] {
+        if n > 0 {
+            let labels = DeliveryLabels {
+                sink: sink.to_string(),
+                outcome,
+            };
+            METRICS.deliveries.get_or_create(&labels).inc_by(n);
+        }
+    }
 }
 
 /// A request to the store ended (`ok` or not); `retry` when it is a second or later try.

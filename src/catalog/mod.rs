@@ -4,12 +4,15 @@
 //! for this profile? was this very message seen before?), records for `query`, and the outbox
 //! rows the sinks drain. A job's record is written in the same transaction that marks the job
 //! done, so a record exists exactly when its job is done: a crash on either side of the commit
-//! loses nothing and doubles nothing. Records are bounded ([`MAX_RECORD_BYTES`]) both ways: a
-//! larger one is refused at commit, and a larger row (written by an earlier version) is never
-//! read back — not for a sink, a repeat or `query` — so it cannot wedge delivery or cost its
-//! size in memory; its length is checked in SQL before the row is loaded. SQLite (WAL) behind a
-//! mutex; every call blocks, so call from a blocking thread. Fails with [`CatalogError`].
+//! loses nothing and doubles nothing. Each record waits in the outbox once per sink, with that
+//! delivery's own state (see `deliveries.rs`). Records are bounded ([`MAX_RECORD_BYTES`]) both
+//! ways: a larger one is refused at commit, and a larger row (written by an earlier version) is
+//! never read back — not for a sink, a repeat or `query` — so it cannot wedge delivery or cost
+//! its size in memory; its length is checked in SQL before the row is loaded. SQLite (WAL)
+//! behind a mutex; every call blocks, so call from a blocking thread. Fails with
+//! [`CatalogError`].
 
+mod deliveries;
 mod schema;
 
 use std::path::Path;
@@ -22,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::failure::{ErrorCode, Failure};
 use crate::records::{MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo, MAX_RECORD_BYTES};
 use crate::store::ObjectRef;
+
+pub use deliveries::{now_ms, ClaimedDelivery, DeliveryRow, Settlement, SinkBacklog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -268,14 +273,15 @@ impl Catalog {
             ],
         )?;
         tx.execute(
-            "INSERT INTO outbox (record_id, body, created_at) VALUES (?1, ?2, ?3)",
-            params![record.record_id, body, record.processed_at],
+            "INSERT INTO outbox (record_id, body, created_at, chat_id) VALUES (?1, ?2, ?3, ?4)",
+            params![record.record_id, body, record.processed_at, record.crm.chat_id],
         )?;
         let seq = tx.last_insert_rowid();
+        let queued = now_ms();
         for sink in sinks {
             tx.execute(
-                "INSERT INTO deliveries (seq, sink) VALUES (?1, ?2)",
-                params![seq, sink],
+                "INSERT INTO deliveries (seq, sink, queued_ms) VALUES (?1, ?2, ?3)",
+                params![seq, sink, queued],
             )?;
         }
         tx.execute(
@@ -288,36 +294,6 @@ impl Catalog {
                 record.record_id
             ],
         )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Outbox rows not yet delivered to `sink`, oldest first. Rows over [`MAX_RECORD_BYTES`]
-    /// are left out (see [`Catalog::withheld`]): every query that hands record bodies to a sink
-    /// keeps that condition.
-    pub fn pending(&self, sink: &str, limit: usize) -> Result<Vec<(i64, String)>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT o.seq, o.body FROM deliveries d JOIN outbox o ON o.seq = d.seq
-             WHERE d.sink = ?1 AND d.delivered_at IS NULL AND octet_length(o.body) <= ?3
-             ORDER BY o.seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![sink, limit as i64, MAX_RECORD_BYTES], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn mark_delivered(&self, sink: &str, seqs: &[i64]) -> Result<(), CatalogError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let now = crate::records::now_rfc3339();
-        for seq in seqs {
-            tx.execute(
-                "UPDATE deliveries SET delivered_at = ?1 WHERE seq = ?2 AND sink = ?3",
-                params![now, seq, sink],
-            )?;
-        }
         tx.commit()?;
         Ok(())
     }
@@ -365,24 +341,17 @@ impl Catalog {
         rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
     }
 
-    /// Records not yet delivered, per sink that has any.
-    pub fn backlog(&self) -> Result<Vec<(String, u64)>, CatalogError> {
+    /// Per sink that has any: deliveries still waiting (due, retrying or claimed) and dead
+    /// letters, in sink order.
+    pub fn backlog(&self) -> Result<Vec<(String, u64, u64)>, CatalogError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT sink, count(*) FROM deliveries WHERE delivered_at IS NULL GROUP BY sink ORDER BY sink",
+            "SELECT sink, COUNT(*) FILTER (WHERE dead_ms IS NULL), COUNT(*) FILTER (WHERE dead_ms IS NOT NULL)
+             FROM deliveries WHERE delivered_at IS NULL GROUP BY sink ORDER BY sink",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Outbox rows for `sink` over [`MAX_RECORD_BYTES`], never delivered: (record id, bytes).
-    pub fn withheld(&self, sink: &str) -> Result<Vec<(String, u64)>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT o.record_id, octet_length(o.body) FROM deliveries d JOIN outbox o ON o.seq = d.seq
-             WHERE d.sink = ?1 AND d.delivered_at IS NULL AND octet_length(o.body) > ?2 ORDER BY o.seq",
-        )?;
-        let rows = stmt.query_map(params![sink, MAX_RECORD_BYTES], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -474,14 +443,22 @@ mod tests {
         .unwrap();
         assert_eq!(c.finished_job("job-1").unwrap(), Some(JobVerdict::Done));
         assert_eq!(c.finished_job("job-2").unwrap(), None);
-        let pending = c.pending("ndjson", 10).unwrap();
+        let now = now_ms();
+        let pending = c.claim_deliveries("ndjson", "me", now, 10, 1000).unwrap();
         assert_eq!(pending.len(), 1);
-        assert_eq!(c.pending("stdout", 10).unwrap().len(), 1);
-        c.mark_delivered("ndjson", &[pending[0].0]).unwrap();
-        assert!(c.pending("ndjson", 10).unwrap().is_empty());
+        assert_eq!(
+            c.claim_deliveries("stdout", "me", now, 10, 1000).unwrap().len(),
+            1
+        );
+        let delivered = [Settlement::Delivered { seq: pending[0].seq }];
+        c.settle_deliveries("ndjson", &delivered).unwrap();
+        assert!(c
+            .claim_deliveries("ndjson", "me", now, 10, 1000)
+            .unwrap()
+            .is_empty());
         // Not delivered to stdout yet: nothing is pruned.
         assert_eq!(c.prune_delivered("2030-01-01T00:00:00Z").unwrap(), 0);
-        c.mark_delivered("stdout", &[pending[0].0]).unwrap();
+        c.settle_deliveries("stdout", &delivered).unwrap();
         assert_eq!(
             c.prune_delivered("2026-10-01T00:00:00Z").unwrap(),
             0,
@@ -520,7 +497,7 @@ mod tests {
         assert!(c.record("nope").unwrap().is_none());
         assert_eq!(
             c.backlog().unwrap(),
-            [("ndjson".to_string(), 2), ("stdout".to_string(), 1)]
+            [("ndjson".to_string(), 2, 0), ("stdout".to_string(), 1, 0)]
         );
         let moved = dir.path().join("moved.db");
         std::fs::rename(&path, &moved).unwrap();

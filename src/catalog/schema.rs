@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS media (
@@ -53,10 +53,43 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 ";
 
+/// Per-delivery state (attempts, next attempt, last error, dead letter, claim) and per-sink
+/// state (disabled by the receiver). Times are Unix milliseconds, compared as numbers.
+const SCHEMA_V2: &str = "
+ALTER TABLE outbox ADD COLUMN chat_id TEXT;        -- records of one chat are delivered in order
+ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN next_attempt_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;   -- in line since (commit or redrive)
+ALTER TABLE deliveries ADD COLUMN last_error TEXT;
+ALTER TABLE deliveries ADD COLUMN dead_ms INTEGER;                        -- dead-lettered at
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;                        -- the process delivering it…
+ALTER TABLE deliveries ADD COLUMN claimed_until_ms INTEGER NOT NULL DEFAULT 0; -- …until its claim lapses
+DROP INDEX IF EXISTS deliveries_pending;
+CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries (sink, seq)
+    WHERE delivered_at IS NULL AND dead_ms IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_by_chat ON outbox (chat_id, seq);
+CREATE TABLE IF NOT EXISTS sinks (
+    name            TEXT PRIMARY KEY,
+    disabled_ms     INTEGER,           -- the receiver answered 410 Gone: nothing is sent until redrive
+    disabled_reason TEXT
+);
+";
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < VERSION {
+    if version < 1 {
         conn.execute_batch(SCHEMA_V1)?;
+    }
+    if version < 2 {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(SCHEMA_V2)?;
+        tx.execute(
+            "UPDATE deliveries SET queued_ms = ?1",
+            [time::OffsetDateTime::now_utc().unix_timestamp() * 1000],
+        )?;
+        tx.commit()?;
+    }
+    if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
     }
     Ok(())

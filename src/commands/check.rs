@@ -3,8 +3,8 @@
 
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::delivery::{build_http_sinks, sample_records, NdjsonSink};
 use crate::profile::ProfileSet;
-use crate::records::NdjsonSink;
 
 pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
     let (config, profiles) = match loaded {
@@ -15,16 +15,61 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
         }
     };
     let mut problems = store_problems(&config);
-    if let Err(e) = crate::catalog::Catalog::open(&config.catalog.url) {
-        problems.push(e.to_string());
-    }
+    let catalog = crate::catalog::Catalog::open(&config.catalog.url)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
     if let Err(e) = crate::ingest::Spool::open(&config.spool.dir) {
         problems.push(format!("spool.dir {}: {e}", config.spool.dir.display()));
     }
     if let Err(e) = NdjsonSink::open(&config.records.outbox) {
         problems.push(format!("records.outbox {}: {e}", config.records.outbox.display()));
     }
+    let mut sink_lines = Vec::new();
+    for (name, built) in build_http_sinks(&config) {
+        let sink = match built {
+            Ok(sink) => sink,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let mut line = format!("sink {name:<12}");
+        for record in sample_records() {
+            let json = serde_json::to_string(&record).expect("records serialise");
+            match sink.render(&json) {
+                Ok(r) => {
+                    let host = reqwest::Url::parse(&r.url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_string));
+                    match host {
+                        Some(host) if line.len() < 20 => line.push_str(&format!(" {} {host}…", r.method)),
+                        Some(_) => {}
+                        None => problems.push(format!(
+                            "sinks.{name}: for a {} record the url is not a URL",
+                            record.event.as_str()
+                        )),
+                    }
+                }
+                Err(e) => problems.push(format!(
+                    "sinks.{name}: cannot render a {} record: {e}",
+                    record.event.as_str()
+                )),
+            }
+        }
+        if let Some(Ok(b)) = catalog.as_ref().map(|c| c.sink_backlog(&name)) {
+            line.push_str(&format!("  {} waiting, {} dead", b.waiting, b.dead));
+            if let Some((_, reason)) = b.disabled {
+                problems.push(format!(
+                    "sinks.{name}: disabled ({reason}); `mediaspool redrive --sink {name}` enables it again"
+                ));
+            }
+        }
+        sink_lines.push(line);
+    }
     if problems.is_empty() {
+        for line in &sink_lines {
+            println!("{line}");
+        }
         for p in profiles.iter() {
             println!("profile {:<12} {} {}  {}", p.name, p.kind(), p.id, p.description);
         }

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod completions;
+mod deliveries;
 mod link;
 mod man;
 mod probe;
@@ -81,6 +82,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        (Command::Deliveries { sink, dead }, Ok((config, _))) => {
+            deliveries::list(&config, sink.as_deref(), *dead)
+        }
+        (Command::Redrive { sink, record }, Ok((config, _))) => {
+            deliveries::redrive(&config, sink.as_deref(), record.as_deref())
+        }
         (Command::Worker | Command::Completions { .. } | Command::Man { .. }, _) => {
             unreachable!("handled above")
         }
@@ -92,7 +99,6 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Configuration and profiles, loaded and validated; every problem in one message.
 fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
     let (config, mut problems) = Config::read(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    redact::register_secret(&config.records.webhook.secret);
     redact::register_secret(&config.store.access_key);
     redact::register_secret(&config.http.token);
     for key in config.http.card_secret.split_whitespace() {

@@ -22,6 +22,10 @@ use crate::pipeline::{self, JobInput, ManifestSource};
 use crate::profile::ProfileSet;
 use crate::records::{Record, Tally};
 
+/// How long the records of a run may take to reach the sinks before `process` exits (those not
+/// delivered wait in the outbox for the daemon).
+const DELIVERY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What `process` prints besides the rejections.
 #[derive(Debug, Clone, Copy)]
 pub struct Report {
@@ -135,15 +139,25 @@ async fn process(config: Config, profiles: ProfileSet, files: &[PathBuf], report
     }
     bar.finish_and_clear();
     ctx.workers.shutdown().await;
-    let delivered = sinks.drain(&ctx.catalog);
+    sinks.deliver_due(&ctx.catalog, DELIVERY_WITHIN).await;
     if report.summary {
         let s = if tally.jobs() == 1 { "" } else { "s" };
         let took = started.elapsed().as_secs_f64();
         eprintln!("mediaspool: {} file{s} in {took:.2} s: {tally}", tally.jobs());
     }
-    if let Err(e) = delivered {
-        eprintln!("mediaspool: cannot deliver records: {e}");
-        return EXIT_SOME_FAILED;
+    for sink in sinks.names() {
+        let backlog = {
+            let (catalog, sink) = (Arc::clone(&ctx.catalog), sink.to_string());
+            tokio::task::spawn_blocking(move || catalog.sink_backlog(&sink)).await
+        };
+        if let Ok(Ok(b)) = backlog {
+            if b.waiting > 0 {
+                eprintln!(
+                    "mediaspool: {} record(s) wait for delivery to {sink}; `mediaspool watch` delivers them",
+                    b.waiting
+                );
+            }
+        }
     }
     if failed > 0 {
         EXIT_SOME_FAILED

@@ -74,14 +74,12 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-/// The gauges read at each scrape: files waiting in `incoming/`, and each sink's backlog.
+/// The gauges read at each scrape: files waiting in `incoming/`, and each sink's backlog and
+/// dead letters.
 fn snapshot(state: &AppState) -> metrics::Snapshot {
     metrics::Snapshot {
         queued: queued(state),
-        sinks: sinks(state)
-            .into_iter()
-            .map(|(sink, backlog)| (sink, backlog, 0))
-            .collect(),
+        sinks: sinks(state),
     }
 }
 
@@ -96,19 +94,22 @@ pub(super) fn queued(state: &AppState) -> u64 {
         .count() as u64
 }
 
-/// Each configured sink with its records not yet delivered. A sink whose backlog cannot be
-/// read is left out rather than shown as empty.
-pub(super) fn sinks(state: &AppState) -> Vec<(String, u64)> {
+/// Each configured sink with its deliveries still waiting and its dead letters. When the
+/// catalog cannot be read, no sink is listed rather than every one shown as empty.
+pub(super) fn sinks(state: &AppState) -> Vec<(String, u64, u64)> {
     let Ok(backlog) = state.ctx.catalog.backlog() else {
         return Vec::new();
     };
     state
         .ctx
-        .sinks
-        .iter()
+        .routes
+        .names()
         .map(|sink| {
-            let pending = backlog.iter().find(|(s, _)| s == sink).map_or(0, |(_, n)| *n);
-            (sink.to_string(), pending)
+            let (waiting, dead) = backlog
+                .iter()
+                .find(|(s, ..)| s == sink)
+                .map_or((0, 0), |(_, w, d)| (*w, *d));
+            (sink.to_string(), waiting, dead)
         })
         .collect()
 }

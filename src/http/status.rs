@@ -174,10 +174,10 @@ impl StatusView {
             failures: failures.iter().filter_map(failure_view).collect(),
             sinks: sinks(state)
                 .into_iter()
-                .map(|(name, backlog)| SinkView {
+                .map(|(name, backlog, dead_letters)| SinkView {
                     name,
                     backlog,
-                    dead_letters: 0,
+                    dead_letters,
                 })
                 .collect(),
             uploads_paused: metrics::uploads_paused(),

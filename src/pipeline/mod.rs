@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::catalog::{Catalog, CatalogError, JobVerdict, StoredMedia};
 use crate::config::{Config, OtherRoute};
+use crate::delivery::{Routes, Wakeup};
 use crate::failure::{ErrorCode, Failure};
 use crate::hash::{hash_file, ContentHash};
 use crate::ingest::manifest::Manifest;
@@ -42,14 +43,14 @@ pub struct Ctx {
     pub config: Config,
     pub profiles: ProfileSet,
     pub store: Arc<dyn Store>,
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     pub workers: WorkerPool,
     /// Signs the card links records carry (and the status page's media links).
     pub card_links: crate::http::CardLinks,
-    /// Names of the sinks every record is delivered to.
-    pub sinks: Vec<&'static str>,
-    /// Signalled after each commit, so the outbox is drained at once.
-    pub committed: tokio::sync::Notify,
+    /// Which sinks each record is delivered to.
+    pub routes: Routes,
+    /// Rung after each commit, so the sinks deliver at once.
+    pub committed: Wakeup,
     /// Parent of the per-job scratch directories.
     pub scratch: PathBuf,
     /// One async lock per content hash being worked on.
@@ -202,19 +203,15 @@ impl Ctx {
         workers: WorkerPool,
         scratch: PathBuf,
     ) -> Ctx {
-        let mut sinks = vec!["ndjson"];
-        if config.records.stdout {
-            sinks.push("stdout");
-        }
         Ctx {
             card_links: crate::http::CardLinks::from_config(&config.http),
+            routes: Routes::from_config(&config),
             config,
             profiles,
             store,
-            catalog,
+            catalog: Arc::new(catalog),
             workers,
-            sinks,
-            committed: tokio::sync::Notify::new(),
+            committed: Wakeup::default(),
             scratch,
             locks: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
@@ -307,12 +304,18 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
     let commit_verdict = verdict.clone();
     blocking(ctx, move |c| {
         let media = new_media.as_ref().map(|(p, k, m)| (p.as_str(), k.as_str(), m));
-        c.catalog
-            .commit(&job_id, &key, &commit_record, media, &commit_verdict, &c.sinks)
+        c.catalog.commit(
+            &job_id,
+            &key,
+            &commit_record,
+            media,
+            &commit_verdict,
+            &c.routes.for_record(&commit_record),
+        )
     })
     .await?;
     drop(facts.same_bytes.take());
-    ctx.committed.notify_one();
+    ctx.committed.ring();
     facts.job.finish(metrics::Ended {
         outcome: match record.event {
             _ if facts.repeat => Outcome::repeat,

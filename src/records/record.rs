@@ -43,6 +43,8 @@ pub enum Event {
 }
 
 impl Event {
+    pub const ALL: [Event; 4] = [Event::Stored, Event::Duplicate, Event::Rejected, Event::Deleted];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Stored => "media.stored",
