@@ -69,7 +69,7 @@ fn each_preset_makes_the_request_its_api_expects() {
         let text = rendered(preset.name);
         assert!(!text.contains(TOKEN), "{}: the token is shown", preset.name);
         assert!(
-            text.contains(&format!("Authorization: Bearer {MASK}")),
+            text.contains(&format!("Authorization: {MASK}\n")),
             "{}",
             preset.name
         );
