@@ -7,6 +7,9 @@
 //! - voice: a 10 s WhatsApp-like voice note (Ogg/Opus, mono 16 kHz, 16 kbps), 50 drops one at a
 //!   time after one warm-up drop; median and p95. Two producer styles: a manifest written before
 //!   the media (the recommended order), and no manifest at all with `spool.manifest_grace = "0s"`.
+//!   A third run adds an HTTP sink (Standard Webhooks, signed) to a receiver on 127.0.0.1 that
+//!   verifies each signature: drop → accepted by the receiver, and what that adds over the
+//!   NDJSON path for the same drop.
 //! - video: one 10 s and one 60 s phone-like 1080p30 clip (H.264 High ~12 Mbit/s + AAC), dropped
 //!   with its manifest first into a daemon on the default configuration, against the `ffmpeg` CLI
 //!   alone with the `video-720p` profile's settings (transcode only: no hash, probe, thumbnail or
@@ -18,15 +21,22 @@
 
 mod support;
 
+// The integration tests' receiver; not all of it is used here.
+#[allow(dead_code)]
+#[path = "../tests/it/receiver.rs"]
+mod receiver;
+
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use receiver::{Answer, Receiver};
 use support::{median, VIDEO_720P_ARGS};
 
 const DROPS: usize = 50;
 const VIDEO_ROUNDS: usize = 5;
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -51,7 +61,7 @@ fn voice(dir: &Path) {
     ] {
         let run_dir = dir.join(label.replace([' ', ','], "-"));
         std::fs::create_dir_all(&run_dir).unwrap();
-        let latencies = run(&run_dir, &notes, manifest, grace);
+        let (latencies, _) = run(&run_dir, &notes, manifest, grace, None);
         let (median, p95) = (percentile(&latencies, 50.0), percentile(&latencies, 95.0));
         println!(
             "voice note {label:>24}: median {:6.1} ms   p95 {:6.1} ms   min {:6.1} ms   max {:6.1} ms   ({} drops)",
@@ -67,7 +77,36 @@ fn voice(dir: &Path) {
             ms(p95)
         ));
     }
+    let receiver = Receiver::start(Some(SECRET), |_, _| Answer::status(204));
+    let run_dir = dir.join("http-sink");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let (_, accepted) = run(&run_dir, &notes, true, "500ms", Some(&receiver));
+    let mut added: Vec<Duration> = accepted.iter().map(|a| a.added).collect();
+    let mut total: Vec<Duration> = accepted.iter().map(|a| a.total).collect();
+    added.sort();
+    total.sort();
+    for (label, sorted) in [("drop → accepted (HTTP)", &total), ("HTTP over NDJSON", &added)] {
+        println!(
+            "voice note {label:>24}: median {:6.1} ms   p95 {:6.1} ms   min {:6.1} ms   max {:6.1} ms   ({} drops)",
+            ms(percentile(sorted, 50.0)),
+            ms(percentile(sorted, 95.0)),
+            ms(percentile(sorted, 0.0)),
+            ms(percentile(sorted, 100.0)),
+            sorted.len()
+        );
+    }
+    summary.push(format!(
+        "{{\"case\": \"HTTP sink, added over NDJSON\", \"median_ms\": {:.1}, \"p95_ms\": {:.1}}}",
+        ms(percentile(&added, 50.0)),
+        ms(percentile(&added, 95.0))
+    ));
     println!("[{}]", summary.join(", "));
+}
+
+/// One drop through an HTTP sink: drop → accepted, and how much later than its NDJSON line.
+struct Accepted {
+    total: Duration,
+    added: Duration,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -110,16 +149,28 @@ fn make_voice_notes(dir: &Path, count: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-fn run(dir: &Path, notes: &[PathBuf], manifest: bool, grace: &str) -> Vec<Duration> {
-    std::fs::write(
-        dir.join("mediaspool.toml"),
-        format!("[spool]\nmanifest_grace = \"{grace}\"\n"),
-    )
-    .unwrap();
+/// Drops each note in turn into a daemon on `dir`; returns the sorted drop → NDJSON latencies
+/// and, with a receiver, each drop's acceptance there.
+fn run(
+    dir: &Path,
+    notes: &[PathBuf],
+    manifest: bool,
+    grace: &str,
+    receiver: Option<&Receiver>,
+) -> (Vec<Duration>, Vec<Accepted>) {
+    let mut config = format!("[spool]\nmanifest_grace = \"{grace}\"\n");
+    if let Some(r) = receiver {
+        config.push_str(&format!(
+            "[sinks.crm]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+            r.url("/hook")
+        ));
+    }
+    std::fs::write(dir.join("mediaspool.toml"), config).unwrap();
     let daemon = Daemon::start(dir);
     let incoming = dir.join("spool/incoming");
     let mut outbox = Outbox::new(dir.join("records.ndjson"));
     let mut latencies = Vec::with_capacity(notes.len() - 1);
+    let mut accepted = Vec::new();
     for (i, note) in notes.iter().enumerate() {
         let name = format!("wamid.{i:03}.ogg");
         let staged = incoming.join(format!(".{name}.part"));
@@ -133,13 +184,39 @@ fn run(dir: &Path, notes: &[PathBuf], manifest: bool, grace: &str) -> Vec<Durati
         std::fs::rename(&staged, incoming.join(&name)).unwrap();
         outbox.wait_for(&name, Duration::from_secs(60));
         let took = start.elapsed();
+        let arrived = receiver.map(|r| arrival(r, &name, Duration::from_secs(60)) - start);
         if i > 0 {
             latencies.push(took);
+            if let Some(total) = arrived {
+                accepted.push(Accepted {
+                    total,
+                    added: total.saturating_sub(took),
+                });
+            }
         }
     }
     daemon.stop();
     latencies.sort();
-    latencies
+    (latencies, accepted)
+}
+
+/// When the receiver took in the record of `name` (it accepts every request).
+fn arrival(receiver: &Receiver, name: &str, limit: Duration) -> Instant {
+    let needle = format!("\"file_name\":\"{name}\"");
+    let start = Instant::now();
+    loop {
+        let log = receiver.log.lock().unwrap();
+        if let Some(r) = log
+            .requests
+            .iter()
+            .find(|r| String::from_utf8_lossy(&r.body).contains(&needle))
+        {
+            return r.at;
+        }
+        drop(log);
+        assert!(start.elapsed() < limit, "{name} not accepted");
+        std::thread::sleep(Duration::from_micros(500));
+    }
 }
 
 /// Wall and CPU seconds of one side in one round.

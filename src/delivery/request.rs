@@ -117,13 +117,20 @@ impl RequestTemplate {
         if !problems.is_empty() {
             return Err(problems);
         }
+        // A base the preset adds a path to loses its trailing slash; a base that is the whole
+        // URL (a Zapier or Make hook) is sent as written.
+        let base = if spec.url.trim() == "{{ base }}" {
+            base
+        } else {
+            base.trim_end_matches('/')
+        };
         Ok(RequestTemplate {
             env,
             method,
             headers,
             body,
             params: params.clone(),
-            base: base.trim_end_matches('/').to_string(),
+            base: base.to_string(),
         })
     }
 

@@ -113,7 +113,7 @@ impl Drop for Bench {
     }
 }
 
-fn sink(url: &str, extra: &str) -> String {
+pub fn sink(url: &str, extra: &str) -> String {
     format!(
         "[sinks.crm]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout = \"2s\"\nretry_min = \"20ms\"\nretry_max = \"200ms\"\n{extra}\n"
     )
@@ -124,9 +124,8 @@ fn every_record_is_accepted_once_through_500s_a_10_s_outage_and_429_with_retry_a
     let mut receiver = Receiver::start(Some(SECRET), |_, n| match n {
         0..=9 => Answer::status(500),
         10..=12 => Answer {
-            status: 429,
             headers: vec![("Retry-After".into(), "1".into())],
-            delay: Duration::ZERO,
+            ..Answer::status(429)
         },
         _ => Answer::status(204),
     });
@@ -262,9 +261,8 @@ fn a_refused_record_is_dead_lettered_then_redriven_and_410_disables_the_sink() {
 #[test]
 fn a_slow_sink_does_not_slow_the_ndjson_sink() {
     let receiver = Receiver::start(Some(SECRET), |_, _| Answer {
-        status: 200,
-        headers: Vec::new(),
         delay: Duration::from_millis(500),
+        ..Answer::status(200)
     });
     let mut bench = Bench::new(&sink(&receiver.url("/hook"), "concurrency = 1"));
     for _ in 0..20 {

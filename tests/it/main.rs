@@ -9,6 +9,7 @@ mod common;
 mod corpus;
 mod daemon;
 mod delivery;
+mod delivery_daemon;
 mod fixtures;
 mod http;
 mod presets;

@@ -15,11 +15,12 @@ use mediaspool::delivery::signing::{verify, Secret};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// How to answer one request: status, headers, delay before answering.
+/// How to answer one request: status, headers, body, delay before answering.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    pub body: String,
     pub delay: Duration,
 }
 
@@ -28,6 +29,7 @@ impl Answer {
         Answer {
             status,
             headers: Vec::new(),
+            body: "{}".into(),
             delay: Duration::ZERO,
         }
     }
@@ -37,8 +39,8 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub id: String,
-    pub method: String,
-    pub path: String,
+    /// Path and query.
+    pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub status: u16,
@@ -49,8 +51,10 @@ type Script = Box<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
 
 #[derive(Default)]
 pub struct Log {
-    /// Every request, in arrival order, with the status it got.
+    /// Every request answered, in order, with the status it got.
     pub requests: Vec<Received>,
+    /// The webhook-id of every request as it arrives (before it is answered).
+    pub arrivals: Vec<String>,
     /// Requests whose signature or timestamp did not verify.
     pub forged: Vec<String>,
 }
@@ -191,8 +195,10 @@ async fn handle(
     };
     let mut received = Received {
         id: header("webhook-id"),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(String::new, |p| p.to_string()),
         headers: parts
             .headers
             .iter()
@@ -217,8 +223,13 @@ async fn handle(
         )
         .is_ok()
     });
+    // The script is told how many requests arrived before this one.
+    let n = {
+        let mut log = log.lock().unwrap();
+        log.arrivals.push(received.id.clone());
+        log.arrivals.len() - 1
+    };
     let answer = if signed {
-        let n = log.lock().unwrap().requests.len();
         script(&received, n)
     } else {
         log.lock().unwrap().forged.push(received.id.clone());
@@ -231,5 +242,5 @@ async fn handle(
     for (k, v) in &answer.headers {
         response = response.header(k, v);
     }
-    Ok(response.body(Full::new(Bytes::from_static(b"{}"))).unwrap())
+    Ok(response.body(Full::new(Bytes::from(answer.body))).unwrap())
 }
