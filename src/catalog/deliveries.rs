@@ -246,16 +246,14 @@ impl Catalog {
         limit: usize,
     ) -> Result<Vec<DeliveryRow>, CatalogError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            &format!(
-                "SELECT d.sink, o.record_id,
+        let mut stmt = conn.prepare(&format!(
+            "SELECT d.sink, o.record_id,
                         CASE WHEN octet_length(o.body) <= {MAX_RECORD_BYTES} THEN o.body ELSE '{{}}' END,
                         o.chat_id, d.attempts, d.next_attempt_ms, d.queued_ms, d.last_error, d.dead_ms
                  FROM deliveries d JOIN outbox o ON o.seq = d.seq
                  WHERE d.delivered_at IS NULL AND (d.dead_ms IS NOT NULL) = ?1 AND (?2 IS NULL OR d.sink = ?2)
                  ORDER BY d.sink, d.seq LIMIT ?3"
-            ),
-        )?;
+        ))?;
         let rows = stmt.query_map(params![dead, sink, limit as i64], |r| {
             Ok(DeliveryRow {
                 sink: r.get(0)?,
