@@ -100,6 +100,11 @@ impl HttpSink {
             .build()
             .map_err(|e| problems.push(format!("HTTP client: {e}")))
             .ok();
+        // Log lines from anywhere (a library quoting a header, a panic) pass the process-wide
+        // redaction too.
+        for value in &redactor.secrets {
+            crate::privacy::redact::register_secret(value);
+        }
         match (request, client) {
             (Some(request), Some(client)) if problems.is_empty() => Ok(HttpSink {
                 name: name.to_string(),
@@ -350,7 +355,9 @@ pub const MASK: &str = "***";
 
 impl Redactor {
     fn add(&mut self, value: &str) {
-        for v in std::iter::once(value.trim()).chain(value.split_whitespace()) {
+        let value = value.trim();
+        let key = value.strip_prefix("whsec_");
+        for v in std::iter::once(value).chain(value.split_whitespace()).chain(key) {
             // Very short values would mask ordinary words.
             if v.len() >= 4 && !self.secrets.iter().any(|s| s == v) {
                 self.secrets.push(v.to_string());
