@@ -126,7 +126,9 @@ async fn process(config: Config, profiles: ProfileSet, files: &[PathBuf], report
                 }
                 if let Some(record) = record {
                     tally.add(&record);
-                    if report.json {
+                    // With the stdout sink on, it prints each record once; `--json` adds
+                    // nothing.
+                    if report.json && !ctx.config.records.stdout {
                         print_record(&record);
                     }
                 }

@@ -118,6 +118,24 @@ fn process_ends_with_a_summary_whose_counts_match_the_records_and_json_prints_th
 }
 
 #[test]
+fn with_the_stdout_sink_on_json_prints_each_record_once() {
+    let s = Scratch::new();
+    let note = fixture("voice_note.ogg");
+    let out = s.run_env(
+        &["process", "--json", &note.display().to_string()],
+        &[("MEDIASPOOL_RECORDS__STDOUT", "true")],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "one record, printed once:\n{}", text(&out.stdout));
+    assert_eq!(lines[0]["record_id"], s.records()[0]["record_id"]);
+}
+
+#[test]
 fn process_quiet_prints_rejections_but_no_summary_and_no_log_lines() {
     let s = Scratch::new();
     let bad = s.path().join("bad.ogg");
