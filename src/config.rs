@@ -714,6 +714,27 @@ mod tests {
     }
 
     #[test]
+    fn the_manifest_size_limit_is_accepted_at_its_bounds_and_refused_past_them() {
+        let profiles = ProfileSet::built_in();
+        let with = |limit: &str| {
+            let text = format!("[spool]\nmax_manifest_bytes = \"{limit}\"\n");
+            Config::from_sources(&text, "t", no_env())
+                .unwrap()
+                .validate(&profiles)
+        };
+        for limit in ["1KiB", "16MiB"] {
+            with(limit).unwrap();
+        }
+        for limit in ["1023B", "16777217B"] {
+            let e = with(limit).unwrap_err().to_string();
+            assert!(
+                e.contains("spool.max_manifest_bytes") && e.contains("between 1 KiB and 16 MiB"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn tags_route_to_a_profile_of_the_right_kind() {
         let c = Config::from_sources("[routing.tags]\nmusic = \"music\"\n", "t", no_env()).unwrap();
         let p = ProfileSet::built_in();

@@ -390,6 +390,11 @@ mod tests {
         // Bytes, not characters.
         let wide = "é".repeat(MAX_CHANNEL_BYTES / 2 + 1);
         assert_eq!(problems(&format!(r#"{{"channel": "{wide}"}}"#)).len(), 1);
+        // An RFC 3339 time of exactly the limit (fractional seconds may have any digits).
+        let at_limit = format!("2026-11-28T10:00:00.{}Z", "0".repeat(MAX_TIME_BYTES - 21));
+        assert_eq!(at_limit.len(), MAX_TIME_BYTES);
+        let m = Manifest::parse(format!(r#"{{"received_at": "{at_limit}"}}"#).as_bytes()).unwrap();
+        assert_eq!(m.received_at, Some(at_limit));
         let long_time = format!("2026-11-28T10:00:00.{}Z", "0".repeat(MAX_TIME_BYTES));
         assert_eq!(
             problems(&format!(r#"{{"received_at": "{long_time}"}}"#)),
@@ -397,6 +402,13 @@ mod tests {
                 "received_at is {} bytes, at most {MAX_TIME_BYTES}",
                 long_time.len()
             )]
+        );
+
+        let m = Manifest::parse(format!(r#"{{"retention_days": {MAX_RETENTION_DAYS}}}"#).as_bytes()).unwrap();
+        assert_eq!(m.retention_days, Some(MAX_RETENTION_DAYS));
+        assert_eq!(
+            problems(&format!(r#"{{"retention_days": {}}}"#, MAX_RETENTION_DAYS + 1)),
+            ["retention_days must be a whole number of days, at most 36500"]
         );
 
         let tags = |count: usize, bytes: usize| {

@@ -17,6 +17,10 @@ pub struct DecodeErrors {
     position: f64,
     max_seconds: f64,
     profile: String,
+    /// Errors with no frame decoded after them so far.
+    at_tail: u32,
+    /// Whether errors at the very end are forgiven (see [`DecodeErrors::forgiving_tail`]).
+    forgive_tail: bool,
 }
 
 impl DecodeErrors {
@@ -27,11 +31,23 @@ impl DecodeErrors {
             position: 0.0,
             max_seconds: profile.settings.limits.max_duration.as_secs_f64(),
             profile: profile.name.clone(),
+            at_tail: 0,
+            forgive_tail: false,
         }
+    }
+
+    /// For a file whose header declared a length its bytes cannot hold: the demuxer then reads
+    /// to the end of the file, and metadata stored after the samples (a WAV's `LIST` or `id3 `
+    /// chunk) decodes as one last bad packet. Errors after which nothing more decoded are
+    /// then forgiven; an error followed by good frames still counts.
+    pub fn forgiving_tail(mut self, forgive: bool) -> DecodeErrors {
+        self.forgive_tail = forgive;
+        self
     }
 
     pub fn record(&mut self, at: Option<f64>, detail: String) {
         self.count += 1;
+        self.at_tail += 1;
         if self.first.is_none() {
             let at = at.filter(|t| t.is_finite()).unwrap_or(self.position).max(0.0);
             self.first = Some((Some(at), detail));
@@ -41,6 +57,7 @@ impl DecodeErrors {
     /// Notes how far decoding got; refuses to go past the duration limit.
     pub fn progress(&mut self, seconds: f64) -> Result<(), MediaError> {
         self.position = self.position.max(seconds);
+        self.at_tail = 0;
         if seconds > self.max_seconds + 1.0 {
             return Err(MediaError::TooLong {
                 seconds,
@@ -51,9 +68,17 @@ impl DecodeErrors {
         Ok(())
     }
 
+    /// Errors that count against the profile's allowance.
+    fn counted(&self) -> u32 {
+        match self.forgive_tail {
+            true => self.count - self.at_tail,
+            false => self.count,
+        }
+    }
+
     pub fn check(&self, verify: &VerifySettings) -> Result<(), MediaError> {
         match &self.first {
-            Some((at, detail)) if self.count > verify.max_decode_errors => Err(MediaError::Decode {
+            Some((at, detail)) if self.counted() > verify.max_decode_errors => Err(MediaError::Decode {
                 position: format_position(at.unwrap_or(f64::NAN)),
                 detail: detail.clone(),
                 errors: self.count,
@@ -119,6 +144,26 @@ impl Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_errors_at_the_very_end_are_forgiven_and_only_when_asked() {
+        let profiles = crate::profile::ProfileSet::built_in();
+        let voice = profiles.get("voice").unwrap();
+        let verify = &voice.settings.verify;
+        let run = |forgive: bool, tail_only: bool| {
+            let mut e = DecodeErrors::new(voice).forgiving_tail(forgive);
+            e.progress(1.0).unwrap();
+            if !tail_only {
+                e.record(Some(1.0), "mid-file".into());
+                e.progress(2.0).unwrap();
+            }
+            e.record(Some(2.0), "trailing chunk".into());
+            e.check(verify).map_err(|e| e.to_string())
+        };
+        assert!(run(false, true).unwrap_err().contains("trailing chunk"));
+        run(true, true).unwrap();
+        assert!(run(true, false).unwrap_err().contains("mid-file"));
+    }
 
     #[test]
     fn span_counts_the_last_frame() {

@@ -28,8 +28,13 @@ pub struct Probe {
     pub codecs: Vec<String>,
     /// Duration the headers declare; the decoded duration may differ.
     pub duration_ms: Option<u64>,
-    /// Which reader gave `duration_ms`: `symphonia` or `libav`.
+    /// Which reader gave `duration_ms`: `symphonia`, `libav`, or `file size` (a constant-rate
+    /// codec's length from the bytes, when no declared duration could be believed).
     pub duration_from: Option<String>,
+    /// A declared duration the file's size cannot hold (a length written before it was
+    /// known): not used for limits, decoded past instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untrusted_duration: Option<duration::UntrustedDuration>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// Clockwise rotation, in degrees, that a player applies to the coded picture.
@@ -150,6 +155,7 @@ fn other(bytes: u64, sniffed: Option<infer::Type>, head: &[u8]) -> Probe {
         codecs: vec![],
         duration_ms: None,
         duration_from: None,
+        untrusted_duration: None,
         width: None,
         height: None,
         rotation: 0,
@@ -228,6 +234,7 @@ fn probe_image(path: &Path, bytes: u64, format: image::ImageFormat) -> Result<Pr
         codecs: vec![name],
         duration_ms: None,
         duration_from: None,
+        untrusted_duration: None,
         width: Some(width),
         height: Some(height),
         rotation,
@@ -294,12 +301,23 @@ fn probe_libav(
         return Err(MediaError::NoStream { detail });
     };
 
-    let (mut duration_ms, mut duration_from) = (container_duration_ms(input, &streams), "libav");
-    if kind == MediaKind::Audio {
-        if let Some(ms) = duration::header_duration_ms(path, &container) {
-            (duration_ms, duration_from) = (Some(ms), "symphonia");
-        }
-    }
+    // symphonia's reading first where it is exact, then libav's; neither is believed past what
+    // the bytes can hold.
+    let (symphonia_ms, constant_bitrate) = match (kind, audio_stream) {
+        (MediaKind::Audio, Some(i)) => (
+            duration::header_duration_ms(path, &container),
+            constant_bitrate(input, &streams[i]),
+        ),
+        _ => (None, None),
+    };
+    let declared = duration::holdable(
+        &[
+            (symphonia_ms, "symphonia"),
+            (container_duration_ms(input, &streams), "libav"),
+        ],
+        bytes,
+        constant_bitrate,
+    );
 
     let main = video_stream.map(|i| &streams[i]);
     let rotation = main.and_then(|s| s.rotation).unwrap_or(0);
@@ -325,8 +343,9 @@ fn probe_libav(
         container: Some(container),
         bytes,
         codecs,
-        duration_ms,
-        duration_from: duration_ms.map(|_| duration_from.to_string()),
+        duration_ms: declared.ms,
+        duration_from: declared.from.map(str::to_string),
+        untrusted_duration: declared.untrusted,
         width,
         height,
         rotation,
@@ -458,6 +477,18 @@ fn ms_of(ts: i64, time_base: ffmpeg::Rational) -> Option<u64> {
         return None;
     }
     libav::seconds(Some(ts), time_base).map(|s| (s * 1000.0).round() as u64)
+}
+
+/// Bits per second of a constant-rate audio codec (PCM, ADPCM) at the stream's rate and
+/// channels; `None` for codecs whose rate follows the content.
+fn constant_bitrate(input: &format::context::Input, info: &StreamInfo) -> Option<f64> {
+    let id = input.stream(info.index)?.parameters().id();
+    // SAFETY: av_get_bits_per_sample only looks the id up in a constant table.
+    let bits = unsafe { ffmpeg::ffi::av_get_bits_per_sample(id.into()) };
+    if bits <= 0 {
+        return None;
+    }
+    Some(f64::from(bits) * f64::from(info.sample_rate?) * f64::from(info.channels?))
 }
 
 fn container_duration_ms(input: &format::context::Input, streams: &[StreamInfo]) -> Option<u64> {

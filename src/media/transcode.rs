@@ -50,7 +50,7 @@ pub fn audio_to_mp3(
         .map_err(|e| MediaError::encode("writing MP3 header", libav::describe(e)))?;
     audio.after_header(&octx);
 
-    let mut errors = DecodeErrors::new(profile);
+    let mut errors = DecodeErrors::new(profile).forgiving_tail(probe.untrusted_duration.is_some());
     only_streams(&mut ictx, &[stream_index]);
     pump(&mut ictx, &mut octx, Some(&mut audio), None, &mut errors)?;
     audio.finish(&mut octx, &mut errors)?;
@@ -150,7 +150,7 @@ pub fn video_to_mp4(
         a.after_header(&octx);
     }
 
-    let mut errors = DecodeErrors::new(profile);
+    let mut errors = DecodeErrors::new(profile).forgiving_tail(probe.untrusted_duration.is_some());
     let wanted: Vec<usize> = std::iter::once(video_index)
         .chain(audio.as_ref().map(|a| a.input_index))
         .collect();

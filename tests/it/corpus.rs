@@ -222,3 +222,149 @@ fn broken_and_odd_files_are_stored_or_rejected_never_a_crash() {
     );
     assert_no_staging_left(&s.path().join("media"));
 }
+
+/// Copies of `bytes` whose header declares a length the bytes cannot hold, the way recorders
+/// and pipes that do not know the length yet write it: a WAV's data size (and RIFF size) at
+/// 0x7FFFF000 and at 0xFFFFFFFF, a FLAC's STREAMINFO sample count and a tagged MP3's Xing frame
+/// count at their largest. Each copy is named by the lie it tells.
+fn lying_copies(bytes: &[u8], extension: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let mut copies = Vec::new();
+    match extension {
+        "wav" => {
+            let mut at = 12;
+            while at + 8 <= bytes.len() && &bytes[at..at + 4] != b"data" {
+                let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+                at += 8 + size + (size & 1);
+            }
+            if at + 8 <= bytes.len() {
+                // Such writers never get to write chunks after the samples: the copy ends with
+                // the data chunk.
+                let real = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+                let end = (at + 8 + real).min(bytes.len());
+                for (lie, size) in [("recorder", 0x7FFF_F000u32), ("pipe", u32::MAX)] {
+                    let mut d = bytes[..end].to_vec();
+                    d[4..8].copy_from_slice(&size.saturating_add(36).to_le_bytes());
+                    d[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+                    copies.push((lie, d));
+                }
+            }
+        }
+        "flac" if bytes.starts_with(b"fLaC") && bytes[4] & 0x7F == 0 => {
+            // STREAMINFO's last 36 bits before the MD5: the total sample count.
+            let mut d = bytes.to_vec();
+            d[21] |= 0x0F;
+            d[22..26].fill(0xFF);
+            copies.push(("samples", d));
+        }
+        "mp3" => {
+            let head = &bytes[..bytes.len().min(1 << 16)];
+            let tag = head.windows(4).position(|w| w == b"Xing" || w == b"Info");
+            if let Some(at) = tag.filter(|at| head.len() >= at + 12 && head[at + 7] & 1 == 1) {
+                let mut d = bytes.to_vec();
+                d[at + 8..at + 12].copy_from_slice(&0x00FF_FFFFu32.to_be_bytes());
+                copies.push(("frames", d));
+            }
+        }
+        _ => {}
+    }
+    copies
+}
+
+/// Lying headers written into every corpus file that can carry one: each copy is stored with
+/// the length its samples decode to (never `too-long`), and `probe` names the claim it did not
+/// believe. The four lying fixtures test the formats; this tests the bound on real files of
+/// other codecs and rates (ADPCM, A-law, 8-bit, 64-bit float, FLAC, MP3).
+#[test]
+fn lengths_the_bytes_cannot_hold_are_decoded_past_in_real_files() {
+    let s = Scratch::new();
+    let lying_dir = s.path().join("lying");
+    std::fs::create_dir(&lying_dir).unwrap();
+    let mut made: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for original in corpus_files("audio") {
+        let extension = original.extension().unwrap().to_string_lossy().to_string();
+        let stem = original.file_stem().unwrap().to_string_lossy().to_string();
+        for (lie, bytes) in lying_copies(&std::fs::read(&original).unwrap(), &extension) {
+            let copy = lying_dir.join(format!("{stem}.{lie}.{extension}"));
+            std::fs::write(&copy, bytes).unwrap();
+            made.push((original.clone(), copy));
+        }
+    }
+    let formats = |ext: &str| made.iter().filter(|(_, c)| c.extension().unwrap() == ext).count();
+    assert!(
+        formats("wav") >= 10 && formats("flac") >= 2 && formats("mp3") >= 2,
+        "lies made: {made:?}"
+    );
+    let copies: Vec<PathBuf> = made.iter().map(|(_, c)| c.clone()).collect();
+    let out = s.process(&copies);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = s.records();
+    let mut args = vec!["probe".to_string()];
+    args.extend(copies.iter().map(|c| c.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let probed = s.run(&args, std::time::Duration::from_secs(120));
+    let probes: Vec<Value> = String::from_utf8_lossy(&probed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(probes.len(), made.len());
+    for ((original, copy), probe) in made.iter().zip(&probes) {
+        let name = copy.file_name().unwrap().to_string_lossy();
+        let r = record_for(&records, &name);
+        assert_eq!(r["event"], "media.stored", "{name}: {}", r["error"]);
+        let stored = r["media"]["duration_ms"].as_f64().unwrap() / 1000.0;
+        let real = decoded_audio_seconds(original).unwrap();
+        assert!(
+            close(stored, real),
+            "{name}: stored {stored} s, the original decodes to {real} s"
+        );
+        // The lie is named, unless the only reader that saw the header was libav and it
+        // already cut the length to the file (it does for WAV).
+        let untrusted = &probe["untrusted_duration"];
+        if untrusted.is_null() {
+            assert_eq!(probe["duration_from"], "libav", "{name}: {probe}");
+            let declared = probe["duration_ms"].as_f64().unwrap() / 1000.0;
+            assert!(close(declared, real), "{name}: {probe}");
+        } else {
+            assert!(
+                untrusted["declared_ms"].as_f64().unwrap() / 1000.0 > 100.0 * real,
+                "{name}: {probe}"
+            );
+            assert!(!untrusted["reason"].as_str().unwrap().is_empty(), "{name}");
+        }
+    }
+
+    // No believable length at all (FLAC and MP3 are not constant-rate): a real 10 s file that
+    // declares years is decoded, and the decoded-length guard stops it one second past a 2 s
+    // limit instead of decoding on.
+    let limited = Scratch::new();
+    std::fs::create_dir(limited.path().join("profiles")).unwrap();
+    let voice = std::fs::read_to_string(repo().join("profiles/voice.toml")).unwrap();
+    std::fs::write(
+        limited.path().join("profiles/voice.toml"),
+        voice.replace("max_duration = \"3h\"", "max_duration = \"2s\""),
+    )
+    .unwrap();
+    std::fs::write(
+        limited.path().join("mediaspool.toml"),
+        "profiles_dir = \"profiles\"\n",
+    )
+    .unwrap();
+    let flac = lying_dir.join("tracker__flac.samples.flac");
+    assert_eq!(limited.process(&[flac]).status.code(), Some(1));
+    let e = &limited.records()[0]["error"];
+    assert_eq!(e["code"], "too-long", "{e}");
+    let at: f64 = e["message"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3.0..3.3).contains(&at), "{e}");
+}

@@ -32,6 +32,10 @@ fn run() -> &'static (Scratch, Vec<Value>) {
             "truncated.mp4",
             "truncated.mp3",
             "voice_note.ogg",
+            "lying_pipe.wav",
+            "lying_recorder.wav",
+            "lying.aiff",
+            "lying.caf",
             "exif_rotated.jpg",
             "photo.png",
             "big_photo.jpg",
@@ -318,4 +322,96 @@ fn other_files_are_stored_as_they_are() {
     assert!(r["media"]["profile"].is_null());
     let kept = std::fs::read(s.stored(r["media"]["key"].as_str().unwrap())).unwrap();
     assert_eq!(kept, std::fs::read(fixture("not_media.txt")).unwrap());
+}
+
+const LYING: [&str; 4] = ["lying_pipe.wav", "lying_recorder.wav", "lying.aiff", "lying.caf"];
+
+/// Headers written before the length was known (pipes, recorders) declare days of audio in
+/// 64 KB: never rejected as too long, stored with the duration that decodes, and `probe` says
+/// which declared value it did not believe.
+#[test]
+fn declared_lengths_the_bytes_cannot_hold_are_decoded_past() {
+    for name in LYING {
+        let (_, r) = stored(name);
+        let ms = r["media"]["duration_ms"].as_u64().unwrap();
+        assert!((3950..=4050).contains(&ms), "{name}: {ms} ms");
+    }
+    let s = Scratch::new();
+    let mut args = vec!["probe".to_string()];
+    args.extend(LYING.iter().map(|n| fixture(n).display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.run(&args, std::time::Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let probes: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (name, p, declared_s, from) in [
+        ("lying_pipe.wav", &probes[0], 268_435, "symphonia"),
+        ("lying_recorder.wav", &probes[1], 134_217, "symphonia"),
+        ("lying.aiff", &probes[2], 134_217, "libav"),
+        ("lying.caf", &probes[3], 50_000, "libav"),
+    ] {
+        let untrusted = &p["untrusted_duration"];
+        assert_eq!(
+            untrusted["declared_ms"].as_u64().unwrap() / 1000,
+            declared_s,
+            "{name}: {p}"
+        );
+        assert_eq!(untrusted["from"], from, "{name}");
+        assert!(
+            untrusted["reason"]
+                .as_str()
+                .unwrap()
+                .contains("hold at most 4.0 s"),
+            "{name}: {p}"
+        );
+        let ms = p["duration_ms"].as_u64().unwrap();
+        assert!(
+            (4000..=4010).contains(&ms),
+            "{name}: what the bytes hold, {ms} ms"
+        );
+    }
+    let honest = s.run(
+        &["probe", fixture("voice_note.ogg").to_str().unwrap()],
+        std::time::Duration::from_secs(60),
+    );
+    let honest: Value = serde_json::from_slice(&honest.stdout).unwrap();
+    assert!(honest.get("untrusted_duration").is_none(), "{honest}");
+}
+
+/// A duration limit still refuses early: an honest header over the limit before any decoding,
+/// and a lying one on the length its bytes hold, not the hours it declares. (A lie with no
+/// believable length at all is decoded and stopped one second past the limit: see the corpus
+/// test of lying headers.)
+#[test]
+fn a_truly_too_long_input_is_still_refused_early() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join("profiles")).unwrap();
+    let voice = std::fs::read_to_string(repo().join("profiles/voice.toml")).unwrap();
+    std::fs::write(
+        s.path().join("profiles/voice.toml"),
+        voice.replace("max_duration = \"3h\"", "max_duration = \"2s\""),
+    )
+    .unwrap();
+    std::fs::write(s.path().join("mediaspool.toml"), "profiles_dir = \"profiles\"\n").unwrap();
+    let out = s.process(&[fixture("voice_note.ogg"), fixture("lying_recorder.wav")]);
+    assert_eq!(out.status.code(), Some(1));
+    let records = s.records();
+    let seconds = |name: &str| -> f64 {
+        let e = &record_for(&records, name)["error"];
+        assert_eq!(e["code"], "too-long", "{name}: {e}");
+        let message = e["message"].as_str().unwrap();
+        message
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{message}"))
+    };
+    // The header's 8.3 s, refused before decoding.
+    assert!((8.2..8.4).contains(&seconds("voice_note.ogg")));
+    // The 4.0 s its 64 KB of 128 kbit/s PCM hold, refused before decoding too.
+    let at = seconds("lying_recorder.wav");
+    assert!((3.99..4.01).contains(&at), "{at}");
 }

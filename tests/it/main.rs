@@ -4,6 +4,7 @@
 mod bench;
 mod bounds;
 mod browser;
+mod campaign;
 mod cli;
 mod common;
 mod corpus;
