@@ -12,10 +12,9 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mediaspool::catalog::{Catalog, JobVerdict};
+use mediaspool::catalog::{self, Catalog, Commit, JobVerdict};
 use mediaspool::config::Config;
 use mediaspool::delivery::{Routes, Sinks, Wakeup};
 use mediaspool::records::{Event, Record, SourceInfo};
@@ -44,10 +43,11 @@ fn main() {
         receiver.url("/hook")
     );
     let config = Config::from_sources(&toml, "bench", Vec::new()).expect("config");
-    let catalog = Arc::new(Catalog::open_path(&dir.path().join("catalog.db")).expect("catalog"));
-    let bodies = commit(&catalog, &Routes::from_config(&config), records);
-
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+    let catalog = runtime.block_on(catalog::open(&url)).expect("catalog");
+    let bodies = runtime.block_on(commit(&*catalog, &Routes::from_config(&config), records));
+
     let sinks = Sinks::from_config(&config).expect("sinks");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let start = Instant::now();
@@ -95,35 +95,36 @@ fn main() {
 }
 
 /// Commits `count` stored records spread over the chats; returns each record's id and JSON.
-fn commit(catalog: &Catalog, routes: &Routes, count: usize) -> Vec<(String, String)> {
-    (0..count)
-        .map(|i| {
-            let name = format!("wamid.{i:06}.ogg");
-            let mut record = Record::new(
-                Event::Stored,
-                &name,
-                None,
-                SourceInfo {
-                    file_name: name.clone(),
-                    ..Default::default()
-                },
-            );
-            record.crm.chat_id = Some(format!("chat-{}", i % CHATS));
-            record.crm.customer_id = Some(format!("c-{}", i % CHATS));
-            catalog
-                .commit(
-                    &name,
-                    &name,
-                    &record,
-                    None,
-                    &JobVerdict::Done,
-                    &routes.for_record(&record),
-                )
-                .expect("commit");
-            let json = serde_json::to_string(&record).expect("record serialises");
-            (record.record_id, json)
-        })
-        .collect()
+async fn commit(catalog: &dyn Catalog, routes: &Routes, count: usize) -> Vec<(String, String)> {
+    let mut bodies = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("wamid.{i:06}.ogg");
+        let mut record = Record::new(
+            Event::Stored,
+            &name,
+            None,
+            SourceInfo {
+                file_name: name.clone(),
+                ..Default::default()
+            },
+        );
+        record.crm.chat_id = Some(format!("chat-{}", i % CHATS));
+        record.crm.customer_id = Some(format!("c-{}", i % CHATS));
+        catalog
+            .commit(&Commit {
+                job_id: &name,
+                message_key: &name,
+                record: &record,
+                new_media: None,
+                verdict: &JobVerdict::Done,
+                sinks: &routes.for_record(&record),
+            })
+            .await
+            .expect("commit");
+        let json = serde_json::to_string(&record).expect("record serialises");
+        bodies.push((record.record_id, json));
+    }
+    bodies
 }
 
 /// One record the shell way: its signature made here (in the pipeline's favour), then one

@@ -6,6 +6,7 @@
 #   source scripts/services.sh
 #   service_start s3        # moto server mode (PyPI, in a venv) + awscli
 #   service_start azurite   # Azurite's blob service (npm)
+#   service_start postgres  # PostgreSQL (Debian's packages), a throwaway cluster
 #
 # A new service NAME is two functions: NAME_install (idempotent, under $SERVICES_CACHE) and
 # NAME_start (starts the server in the background with service_spawn, reads its port with
@@ -120,4 +121,60 @@ azurite_start() {
   # Path-style: the account is the first path segment. Its key is Azurite's well-known one.
   export MEDIASPOOL_TEST_AZURE_ENDPOINT="http://127.0.0.1:$port/devstoreaccount1"
   export MEDIASPOOL_TEST_AZURITE="$bin"
+}
+
+# --- PostgreSQL: Debian's server, a throwaway cluster ------------------------------------------
+
+postgres_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
+}
+
+postgres_install() {
+  local bin
+  bin=$(postgres_bin)
+  [ -n "$bin" ] && [ -x "$bin/initdb" ] && return 0
+  service_debian postgresql
+}
+
+# initdb refuses to run as root: as root, the server runs as the packages' postgres user.
+_postgres_as=()
+if [ "$(id -u)" -eq 0 ]; then
+  _postgres_as=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+fi
+
+postgres_start() {
+  local bin dir port
+  bin=$(postgres_bin)
+  dir="$SERVICES_RUN/postgres"
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    chmod 711 "$SERVICES_RUN"
+    chown postgres "$dir"
+  fi
+  "${_postgres_as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+    >"$SERVICES_RUN/postgres-initdb.log" 2>&1 || { cat "$SERVICES_RUN/postgres-initdb.log" >&2; return 1; }
+  # PostgreSQL cannot bind port 0 and say which it got: a free port is picked, and another one
+  # if something took it first. SIGTERM would wait for every client to leave: the wrapper turns
+  # it into a fast shutdown.
+  for _ in 1 2 3 4 5; do
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    service_spawn postgres "${_postgres_as[@]}" bash -c \
+      'trap "kill -INT \$server" TERM; "$@" & server=$!; wait $server; wait $server' postgres \
+      "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+      -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300
+    for _ in $(seq 600); do
+      if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+        export MEDIASPOOL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+        # Tests that stop and restart a server run their own with these.
+        export MEDIASPOOL_TEST_PG_BIN="$bin"
+        export MEDIASPOOL_TEST_PG_USER="$([ "$(id -u)" -eq 0 ] && echo postgres || id -un)"
+        return 0
+      fi
+      kill -0 "$SERVICE_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
+  echo "test service postgres did not start:" >&2
+  cat "$SERVICES_RUN/postgres.log" >&2
+  return 1
 }

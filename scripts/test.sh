@@ -7,7 +7,9 @@ scripts/deps.sh
 source scripts/services.sh
 s3_install
 azurite_install
+postgres_install
 cargo build --quiet --all-targets
 service_start s3
 service_start azurite
+service_start postgres
 cargo test --quiet -- --test-threads="${TEST_THREADS:-2}"

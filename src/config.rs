@@ -123,13 +123,19 @@ impl SpoolConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogConfig {
+    /// `sqlite://PATH`, or `postgres://…` shared by several daemons.
     pub url: String,
+    /// How long a daemon's claim on some bytes lasts without a heartbeat: a daemon killed
+    /// mid-job blocks other daemons' jobs on the same bytes for at most this long.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
             url: "sqlite://mediaspool.db".into(),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -494,11 +500,18 @@ impl Config {
         if let Some(profiles) = profiles {
             self.routing_problems(profiles, &mut problems);
         }
-        if !self.catalog.url.starts_with("sqlite://") {
+        let url = &self.catalog.url;
+        if !["sqlite://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            let scheme = url.split_once("://").map_or(url.as_str(), |(s, _)| s);
             problems.push(format!(
-                "catalog.url = {:?}: only sqlite:// catalogs are available",
-                self.catalog.url
+                "catalog.url: {scheme:?} is not a catalog; use sqlite://PATH or postgres://…"
             ));
+        }
+        if self.catalog.lease < Duration::from_secs(1) {
+            problems.push("catalog.lease must be at least 1s".into());
         }
         for (name, sink) in &self.sinks {
             problems.extend(crate::delivery::check_sink_config(name, sink));

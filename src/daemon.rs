@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::catalog::{Catalog, JobVerdict};
+use crate::catalog::{Commit, JobVerdict};
 use crate::config::Config;
 use crate::delivery::Sinks;
 use crate::failure::{ErrorCode, Failure};
@@ -60,7 +60,9 @@ pub async fn context(
     let store = crate::store::open(&config.store)
         .await
         .map_err(|e| DaemonError::Setup(format!("store: {e}")))?;
-    let catalog = Catalog::open(&config.catalog.url).map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let catalog = crate::catalog::open(&config.catalog.url)
+        .await
+        .map_err(|e| DaemonError::Setup(e.to_string()))?;
     let setup = Setup {
         profiles: profiles.iter().cloned().collect(),
         routing: config.routing.clone(),
@@ -415,24 +417,19 @@ impl Jobs {
             },
         );
         record.error = Some(failure.clone());
-        let (c, job_id, key, r) = (
-            Arc::clone(&self.ctx),
-            new_job_id(),
-            name.to_string(),
-            record.clone(),
-        );
-        let committed = tokio::task::spawn_blocking(move || {
-            c.catalog.commit(
-                &job_id,
-                &key,
-                &r,
-                None,
-                &JobVerdict::Failed(failure),
-                &c.routes.for_record(&r),
-            )
-        })
-        .await;
-        if matches!(committed, Ok(Ok(()))) {
+        let committed = self
+            .ctx
+            .catalog
+            .commit(&Commit {
+                job_id: &new_job_id(),
+                message_key: name,
+                record: &record,
+                new_media: None,
+                verdict: &JobVerdict::Failed(failure),
+                sinks: &self.ctx.routes.for_record(&record),
+            })
+            .await;
+        if committed.is_ok() {
             self.log.finished(&record, began.elapsed());
         } else {
             let reason = record.error.as_ref().map_or("", |f| f.message.as_str());
@@ -465,29 +462,30 @@ fn settle_orphan_manifests(ctx: &Arc<Ctx>, spool: &Spool) {
     let (ctx, spool) = (Arc::clone(ctx), spool.clone());
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let _ = tokio::task::spawn_blocking(move || {
-            for manifest in orphans {
-                let name = manifest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                let job_id = name.split_once(JOB_SEPARATOR).map_or("", |(id, _)| id);
-                let went = match ctx.catalog.finished_job(job_id) {
-                    Ok(Some(JobVerdict::Done)) => Went::Done,
-                    Ok(Some(JobVerdict::Failed(_))) => Went::Failed,
-                    Ok(Some(JobVerdict::Removed)) => Went::Removed,
-                    Ok(None) => {
-                        tracing::warn!(manifest = %manifest.display(), "manifest of an unknown job left in work/");
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(manifest = %manifest.display(), error = %e, "cannot settle a manifest left in work/");
-                        continue;
-                    }
-                };
-                match spool.settle_orphan_manifest(&manifest, went, ctx.config.spool.keep_originals) {
-                    Ok(()) => tracing::info!(manifest = %manifest.display(), ?went, "manifest left in work/ settled"),
-                    Err(e) => tracing::warn!(manifest = %manifest.display(), error = %e, "cannot move a manifest left in work/"),
+        for manifest in orphans {
+            let name = manifest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let job_id = name.split_once(JOB_SEPARATOR).map_or("", |(id, _)| id);
+            let went = match ctx.catalog.finished_job(job_id).await {
+                Ok(Some(JobVerdict::Done)) => Went::Done,
+                Ok(Some(JobVerdict::Failed(_))) => Went::Failed,
+                Ok(Some(JobVerdict::Removed)) => Went::Removed,
+                Ok(None) => {
+                    tracing::warn!(manifest = %manifest.display(), "manifest of an unknown job left in work/");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(manifest = %manifest.display(), error = %e, "cannot settle a manifest left in work/");
+                    continue;
+                }
+            };
+            match spool.settle_orphan_manifest(&manifest, went, ctx.config.spool.keep_originals) {
+                Ok(()) => {
+                    tracing::info!(manifest = %manifest.display(), ?went, "manifest left in work/ settled")
+                }
+                Err(e) => {
+                    tracing::warn!(manifest = %manifest.display(), error = %e, "cannot move a manifest left in work/")
                 }
             }
-        })
-        .await;
+        }
     });
 }

@@ -99,7 +99,7 @@ impl RunLog {
 
 /// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`;
 /// a URL without a password as it is.
-fn without_password(url: &str) -> String {
+pub fn without_password(url: &str) -> String {
     let mut shown = url.to_string();
     if let Some((scheme, rest)) = url.split_once("://") {
         let authority = &rest[..rest.find('/').unwrap_or(rest.len())];

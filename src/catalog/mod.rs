@@ -1,39 +1,48 @@
-//! The catalog: what media exists, which messages produced which records, and the outbox.
+//! The catalog: what media exists, which messages produced which records, who is working on
+//! which bytes, and the outbox — behind one narrow interface, [`Catalog`].
 //!
 //! In: committed job outcomes. Out: dedup answers (is there already a rendition of these bytes
-//! for this profile? was this very message seen before?), records for `query`, and the outbox
-//! rows the sinks drain. A job's record is written in the same transaction that marks the job
-//! done, so a record exists exactly when its job is done: a crash on either side of the commit
-//! loses nothing and doubles nothing. Each record waits in the outbox once per sink, with that
-//! delivery's own state (see `deliveries.rs`). Records are bounded ([`MAX_RECORD_BYTES`]) both
-//! ways: a larger one is refused at commit, and a larger row (written by an earlier version) is
-//! never read back — not for a sink, a repeat or `query` — so it cannot wedge delivery or cost
-//! its size in memory; its length is checked in SQL before the row is loaded. SQLite (WAL)
-//! behind a mutex; every call blocks, so call from a blocking thread. Fails with
-//! [`CatalogError`].
+//! for this profile? was this very message seen before?), records for `query`, content leases
+//! (one daemon at a time works on the same bytes), and the outbox rows the sinks drain. A job's
+//! record is written in the same transaction that marks the job done, so a record exists
+//! exactly when its job is done: a crash on either side of the commit loses nothing and
+//! doubles nothing. Each record waits in the outbox once per sink, with that delivery's own
+//! state and claim. Records are bounded ([`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES)) both ways: a larger one is
+//! refused at commit, and a larger row (written by an earlier version) is never read back — not
+//! for a sink, a repeat or `query` — so it cannot wedge delivery or cost its size in memory; its
+//! length is checked in SQL before the row is loaded.
+//!
+//! Two implementations: SQLite ([`sqlite`], `sqlite://PATH`, the zero-config default; several
+//! daemons may share the file on one machine) and PostgreSQL ([`postgres`], `postgres://…`,
+//! shared by daemons on many machines). Both migrate their schema at open, one daemon at a
+//! time. Async: SQLite runs its calls on blocking threads itself. Fails with [`CatalogError`],
+//! classed as transient (the database is busy, restarting or unreachable: the job waits in
+//! `work/` and is tried again) or not.
 
-mod deliveries;
-mod schema;
+pub mod contract;
+pub mod postgres;
+pub mod sqlite;
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::{ErrorCode, Failure};
-use crate::records::{MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo, MAX_RECORD_BYTES};
+use crate::records::{MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo};
 use crate::store::ObjectRef;
-
-pub use deliveries::{now_ms, ClaimedDelivery, DeliveryRow, Settlement, SinkBacklog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("catalog url {0:?}: only sqlite://PATH is available")]
+    #[error("catalog url {0:?}: use sqlite://PATH or postgres://…")]
     Url(String),
     #[error("catalog: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("catalog: {0}")]
+    Postgres(String),
+    /// The database cannot be reached now (down, restarting, refusing connections).
+    #[error("catalog unavailable: {0}")]
+    Unavailable(String),
     #[error("catalog: corrupt row: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("catalog: {0}")]
@@ -41,8 +50,8 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
-    /// Errors that pass: the database busy or locked by another process, a full disk, an I/O
-    /// error. Anything else (a corrupt row, a broken schema) comes back on every try.
+    /// Errors that pass: the database busy, locked, restarting or unreachable, a full disk, an
+    /// I/O error. Anything else (a corrupt row, a broken schema) comes back on every try.
     pub fn is_transient(&self) -> bool {
         use rusqlite::ErrorCode::*;
         match self {
@@ -50,6 +59,7 @@ impl CatalogError {
                 e.code,
                 DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | OutOfMemory
             ),
+            CatalogError::Unavailable(_) => true,
             _ => false,
         }
     }
@@ -88,6 +98,9 @@ impl StoredMedia {
     }
 }
 
+/// A rendition of some bytes: (profile id, kind, what records say about it).
+pub type Rendition = (String, String, StoredMedia);
+
 /// How a finished job left its input: released (done/ or deleted) or quarantined.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum JobVerdict {
@@ -95,6 +108,20 @@ pub enum JobVerdict {
     Failed(Failure),
     /// Refused by policy: the input is removed, not kept (consent).
     Removed,
+}
+
+/// Everything a finished job commits at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    pub job_id: &'a str,
+    /// The message's identity (the channel's message id, else the file name).
+    pub message_key: &'a str,
+    pub record: &'a Record,
+    /// A rendition made by this job: (profile id, kind, what records say about it).
+    pub new_media: Option<(&'a str, &'a str, &'a StoredMedia)>,
+    pub verdict: &'a JobVerdict,
+    /// The sinks the record is delivered to.
+    pub sinks: &'a [&'a str],
 }
 
 /// Filters of `mediaspool query`; all optional, combined with AND.
@@ -110,425 +137,224 @@ pub struct QueryFilter {
     pub until: Option<String>,
 }
 
-pub struct Catalog {
-    conn: Mutex<Connection>,
-    /// The database file, opened afresh by [`Catalog::ping`].
-    path: std::path::PathBuf,
-}
-
-impl Catalog {
-    /// Opens (creating if needed) the catalog named by `url` (`sqlite://PATH`), relative paths
-    /// against the working directory.
-    pub fn open(url: &str) -> Result<Catalog, CatalogError> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .ok_or_else(|| CatalogError::Url(url.to_string()))?;
-        Self::open_path(Path::new(path))
-    }
-
-    pub fn open_path(path: &Path) -> Result<Catalog, CatalogError> {
-        let conn = Connection::open(path)?;
-        // Several daemons may share the file; writers wait for each other briefly.
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL with NORMAL survives a killed process; only a power cut may lose the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&conn)?;
-        Ok(Catalog {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The verdict of a job that already committed, if it did (a resumed job after a crash
-    /// between commit and release).
-    pub fn finished_job(&self, job_id: &str) -> Result<Option<JobVerdict>, CatalogError> {
-        let conn = self.conn();
-        let verdict: Option<String> = conn
-            .query_row(
-                "SELECT verdict FROM jobs WHERE job_id = ?1 AND verdict IS NOT NULL",
-                [job_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(verdict.map(|v| serde_json::from_str(&v)).transpose()?)
-    }
-
-    /// Counts one more attempt at a job whose worker died, returning the count so far.
-    pub fn count_attempt(&self, job_id: &str, file_name: &str) -> Result<u32, CatalogError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO jobs (job_id, file_name, attempts) VALUES (?1, ?2, 1)
-             ON CONFLICT(job_id) DO UPDATE SET attempts = attempts + 1",
-            params![job_id, file_name],
-        )?;
-        Ok(
-            conn.query_row("SELECT attempts FROM jobs WHERE job_id = ?1", [job_id], |r| {
-                r.get(0)
-            })?,
-        )
-    }
-
-    /// Renditions of these bytes, by profile id.
-    pub fn media_for(&self, content_hash: &str) -> Result<Vec<(String, String, StoredMedia)>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT profile_id, kind, info FROM media WHERE content_hash = ?1")?;
-        let rows = stmt
-            .query_map([content_hash], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(profile_id, kind, info)| Ok((profile_id, kind, serde_json::from_str(&info)?)))
-            .collect()
-    }
-
-    /// The record already made for this message (same message key, same bytes), if it was not
-    /// a rejection.
-    pub fn record_of_message(
-        &self,
-        message_key: &str,
-        content_hash: &str,
-    ) -> Result<Option<Record>, CatalogError> {
-        let conn = self.conn();
-        let body: Option<String> = conn
-            .query_row(
-                "SELECT record FROM messages WHERE message_key = ?1 AND content_hash = ?2
-                 AND event != 'media.rejected' AND octet_length(record) <= ?3
-                 ORDER BY processed_at LIMIT 1",
-                params![message_key, content_hash, MAX_RECORD_BYTES],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
-    }
-
-    /// The record with this id, if the catalog has it (none over [`MAX_RECORD_BYTES`]).
-    pub fn record(&self, record_id: &str) -> Result<Option<Record>, CatalogError> {
-        let conn = self.conn();
-        let body: Option<String> = conn
-            .query_row(
-                "SELECT record FROM messages WHERE record_id = ?1 AND octet_length(record) <= ?2",
-                params![record_id, MAX_RECORD_BYTES],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
-    }
-
-    /// Commits a finished job: its rendition (if new), its record, the record's outbox rows
-    /// for every sink, and the job's verdict — all or nothing.
-    pub fn commit(
-        &self,
-        job_id: &str,
-        message_key: &str,
-        record: &Record,
-        new_media: Option<(&str, &str, &StoredMedia)>,
-        verdict: &JobVerdict,
-        sinks: &[&str],
-    ) -> Result<(), CatalogError> {
-        let mut conn = self.conn();
-        let body = record.to_json()?;
-        let tx = conn.transaction()?;
-        if let Some((profile_id, kind, media)) = new_media {
-            tx.execute(
-                "INSERT OR IGNORE INTO media (content_hash, profile_id, kind, info, first_record_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    record.content_hash,
-                    profile_id,
-                    kind,
-                    serde_json::to_string(media)?,
-                    media.first_record_id,
-                    record.processed_at
-                ],
-            )?;
-        }
-        tx.execute(
-            "INSERT OR IGNORE INTO messages (record_id, message_key, content_hash, event, kind, customer_id, chat_id,
-                 tags, received_at, processed_at, retention_until, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                record.record_id,
-                message_key,
-                record.content_hash,
-                record.event.as_str(),
-                record.media.as_ref().map(|m| m.kind.clone()),
-                record.crm.customer_id,
-                record.crm.chat_id,
-                serde_json::to_string(&record.crm.tags)?,
-                record.received_at,
-                record.processed_at,
-                record.retention_until,
-                body
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO outbox (record_id, body, created_at, chat_id) VALUES (?1, ?2, ?3, ?4)",
-            params![record.record_id, body, record.processed_at, record.crm.chat_id],
-        )?;
-        let seq = tx.last_insert_rowid();
-        let queued = now_ms();
-        for sink in sinks {
-            tx.execute(
-                "INSERT INTO deliveries (seq, sink, queued_ms) VALUES (?1, ?2, ?3)",
-                params![seq, sink, queued],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO jobs (job_id, file_name, attempts, verdict, record_id) VALUES (?1, ?2, 0, ?3, ?4)
-             ON CONFLICT(job_id) DO UPDATE SET verdict = excluded.verdict, record_id = excluded.record_id",
-            params![
-                job_id,
-                record.source.file_name,
-                serde_json::to_string(verdict)?,
-                record.record_id
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Forgets outbox rows delivered to every sink and created before `before` (RFC 3339);
-    /// the records themselves stay in `messages`. Returns how many rows went.
-    pub fn prune_delivered(&self, before: &str) -> Result<usize, CatalogError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let done = "SELECT o.seq FROM outbox o WHERE o.created_at < ?1 AND NOT EXISTS
-                    (SELECT 1 FROM deliveries d WHERE d.seq = o.seq AND d.delivered_at IS NULL)";
-        tx.execute(&format!("DELETE FROM deliveries WHERE seq IN ({done})"), [before])?;
-        let pruned = tx.execute(
-            "DELETE FROM outbox WHERE created_at < ?1 AND NOT EXISTS
-             (SELECT 1 FROM deliveries d WHERE d.seq = outbox.seq)",
-            [before],
-        )?;
-        tx.commit()?;
-        Ok(pruned)
-    }
-
-    /// Whether the catalog answers: its file opened afresh (not created) and read. An open
-    /// connection would go on working on a file that was removed or replaced.
-    pub fn ping(&self) -> Result<(), CatalogError> {
-        use rusqlite::OpenFlags;
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        conn.query_row("SELECT count(*) FROM jobs", [], |r| r.get::<_, i64>(0))?;
-        Ok(())
-    }
-
-    /// The last `limit` records, newest first; only rejections with `rejected`. Rows over
-    /// [`MAX_RECORD_BYTES`] are left out.
-    pub fn recent(&self, limit: usize, rejected: bool) -> Result<Vec<Record>, CatalogError> {
-        let filter = if rejected {
-            "AND event = 'media.rejected'"
-        } else {
-            ""
-        };
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT record FROM messages WHERE octet_length(record) <= {MAX_RECORD_BYTES} {filter}
-             ORDER BY processed_at DESC, rowid DESC LIMIT ?1"
-        ))?;
-        let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
-        rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
-    }
-
-    /// Per sink that has any: deliveries still waiting (due, retrying or claimed) and dead
-    /// letters, in sink order.
-    pub fn backlog(&self) -> Result<Vec<(String, u64, u64)>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT sink, COUNT(*) FILTER (WHERE dead_ms IS NULL), COUNT(*) FILTER (WHERE dead_ms IS NOT NULL)
-             FROM deliveries WHERE delivered_at IS NULL GROUP BY sink ORDER BY sink",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, i64>(2)? as u64,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Records matching `filter`, oldest first; rows over [`MAX_RECORD_BYTES`] are named, not
-    /// read.
-    pub fn query(&self, filter: &QueryFilter) -> Result<Found, CatalogError> {
-        let mut sql = format!(
-            "SELECT record_id, CASE WHEN octet_length(record) <= {MAX_RECORD_BYTES} THEN record END
-             FROM messages WHERE 1 = 1"
-        );
-        let mut args: Vec<String> = Vec::new();
-        let mut add = |clause: &str, value: &Option<String>| {
-            if let Some(v) = value {
-                args.push(v.clone());
-                sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-            }
-        };
-        add(" AND customer_id = ?", &filter.customer);
-        add(" AND chat_id = ?", &filter.chat);
-        add(" AND kind = ?", &filter.kind);
-        add(
-            " AND EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE json_each.value = ?)",
-            &filter.tag,
-        );
-        add(" AND COALESCE(received_at, processed_at) >= ?", &filter.since);
-        add(" AND COALESCE(received_at, processed_at) <= ?", &filter.until);
-        sql.push_str(" ORDER BY COALESCE(received_at, processed_at), record_id");
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })?;
-        let mut found = Found::default();
-        for row in rows {
-            match row? {
-                (_, Some(body)) => found.records.push(serde_json::from_str(&body)?),
-                (record_id, None) => found.withheld.push(record_id),
-            }
-        }
-        Ok(found)
-    }
-}
-
 /// What [`Catalog::query`] found.
 #[derive(Debug, Default)]
 pub struct Found {
     pub records: Vec<Record>,
-    /// Ids of matching records over [`MAX_RECORD_BYTES`], left out.
+    /// Ids of matching records over [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES), left out.
     pub withheld: Vec<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hash::ContentHash;
-    use crate::records::Event;
+/// A delivery a sink's task has claimed.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub seq: i64,
+    pub record_id: String,
+    /// The record's JSON, as committed.
+    pub body: String,
+    pub chat_id: Option<String>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the record entered this sink's line (its commit, or its last redrive).
+    pub queued_ms: i64,
+}
 
-    fn record(event: Event, name: &str, at: &str) -> Record {
-        let hash = ContentHash::parse(&"ab".repeat(32)).unwrap();
-        let mut r = Record::new(
-            event,
-            name,
-            Some(&hash),
-            SourceInfo {
-                file_name: name.into(),
-                ..Default::default()
-            },
-        );
-        r.processed_at = at.to_string();
-        if event == Event::Rejected {
-            r.error = Some(Failure::new(ErrorCode::TIMEOUT, "slow"));
-        }
-        r
-    }
+/// How one claimed delivery ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    Delivered {
+        seq: i64,
+    },
+    /// Not delivered: try again at `next_attempt_ms`, or never (`dead`).
+    Failed {
+        seq: i64,
+        error: String,
+        next_attempt_ms: i64,
+        dead: bool,
+    },
+    /// Not tried (an earlier record of its chat failed, or the sink paused): back in line as it was.
+    Released {
+        seq: i64,
+    },
+}
 
-    #[test]
-    fn a_commit_is_the_record_the_verdict_and_one_delivery_per_sink() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
-        let r = record(Event::Stored, "a.ogg", "2026-11-01T00:00:00Z");
-        c.commit(
-            "job-1",
-            "a.ogg",
-            &r,
-            None,
-            &JobVerdict::Done,
-            &["ndjson", "stdout"],
-        )
-        .unwrap();
-        assert_eq!(c.finished_job("job-1").unwrap(), Some(JobVerdict::Done));
-        assert_eq!(c.finished_job("job-2").unwrap(), None);
-        let now = now_ms();
-        let pending = c.claim_deliveries("ndjson", "me", now, 10, 1000).unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(
-            c.claim_deliveries("stdout", "me", now, 10, 1000).unwrap().len(),
-            1
-        );
-        let delivered = [Settlement::Delivered { seq: pending[0].seq }];
-        c.settle_deliveries("ndjson", &delivered).unwrap();
-        assert!(c
-            .claim_deliveries("ndjson", "me", now, 10, 1000)
-            .unwrap()
-            .is_empty());
-        // Not delivered to stdout yet: nothing is pruned.
-        assert_eq!(c.prune_delivered("2030-01-01T00:00:00Z").unwrap(), 0);
-        c.settle_deliveries("stdout", &delivered).unwrap();
-        assert_eq!(
-            c.prune_delivered("2026-10-01T00:00:00Z").unwrap(),
-            0,
-            "too recent"
-        );
-        assert_eq!(c.prune_delivered("2030-01-01T00:00:00Z").unwrap(), 1);
-        assert_eq!(
-            c.query(&QueryFilter::default()).unwrap().records.len(),
-            1,
-            "the record itself stays"
-        );
-    }
+/// A delivery still waiting (or dead-lettered), as `mediaspool deliveries` lists it.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub sink: String,
+    pub record_id: String,
+    pub body: String,
+    pub chat_id: Option<String>,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    pub queued_ms: i64,
+    pub last_error: Option<String>,
+    pub dead_ms: Option<i64>,
+}
 
-    #[test]
-    fn recent_records_backlog_and_ping() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let c = Catalog::open_path(&path).unwrap();
-        c.ping().unwrap();
-        let stored = record(Event::Stored, "a.ogg", "2026-11-01T00:00:00Z");
-        let rejected = record(Event::Rejected, "b.ogg", "2026-11-02T00:00:00Z");
-        let verdict = JobVerdict::Failed(Failure::new(ErrorCode::TIMEOUT, "slow"));
-        c.commit("j1", "a.ogg", &stored, None, &JobVerdict::Done, &["ndjson"])
-            .unwrap();
-        c.commit("j2", "b.ogg", &rejected, None, &verdict, &["ndjson", "stdout"])
-            .unwrap();
-        let ids = |rs: Vec<Record>| rs.into_iter().map(|r| r.record_id).collect::<Vec<_>>();
-        let (r, s) = (rejected.record_id.clone(), stored.record_id.clone());
-        assert_eq!(ids(c.recent(10, false).unwrap()), [r.clone(), s]);
-        assert_eq!(ids(c.recent(10, true).unwrap()), std::slice::from_ref(&r));
-        assert_eq!(ids(c.recent(1, false).unwrap()), [r]);
-        assert_eq!(
-            c.record(&stored.record_id).unwrap().unwrap().source.file_name,
-            "a.ogg"
-        );
-        assert!(c.record("nope").unwrap().is_none());
-        assert_eq!(
-            c.backlog().unwrap(),
-            [("ndjson".to_string(), 2, 0), ("stdout".to_string(), 1, 0)]
-        );
-        let moved = dir.path().join("moved.db");
-        std::fs::rename(&path, &moved).unwrap();
-        assert!(c.ping().is_err(), "a catalog file that is gone does not answer");
-        std::fs::rename(&moved, &path).unwrap();
-        c.ping().unwrap();
-    }
+/// What waits for one sink.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkBacklog {
+    pub waiting: u64,
+    pub dead: u64,
+    /// Set when the receiver answered 410 Gone: (when, why).
+    pub disabled: Option<(i64, String)>,
+}
 
-    #[test]
-    fn only_a_message_that_was_not_rejected_counts_as_a_repeat() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
-        let hash = format!("blake3:{}", "ab".repeat(32));
-        let failed = record(Event::Rejected, "m1", "2026-11-01T00:00:00Z");
-        let verdict = JobVerdict::Failed(Failure::new(ErrorCode::TIMEOUT, "slow"));
-        c.commit("job-1", "m1", &failed, None, &verdict, &["ndjson"])
-            .unwrap();
-        assert!(
-            c.record_of_message("m1", &hash).unwrap().is_none(),
-            "a rejection is tried again"
-        );
-        let stored = record(Event::Stored, "m1", "2026-11-02T00:00:00Z");
-        c.commit("job-2", "m1", &stored, None, &JobVerdict::Done, &["ndjson"])
-            .unwrap();
-        assert_eq!(
-            c.record_of_message("m1", &hash).unwrap().unwrap().record_id,
-            stored.record_id
-        );
+/// Milliseconds since the Unix epoch, now: the clock of leases, claims and delivery times.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The catalog interface the pipeline, the sinks and the commands hold. Implementations:
+/// [`sqlite::SqliteCatalog`], [`postgres::PgCatalog`]. Times are Unix milliseconds.
+#[async_trait::async_trait]
+pub trait Catalog: Send + Sync {
+    /// Where the catalog is, for logs and `check` (a URL without its password).
+    fn describe(&self) -> String;
+
+    /// Whether the catalog answers now (readiness): the database reached afresh and read.
+    async fn ping(&self) -> Result<(), CatalogError>;
+
+    // --- jobs, dedup and records ---
+
+    /// The verdict of a job that already committed, if it did (a resumed job after a crash
+    /// between commit and release).
+    async fn finished_job(&self, job_id: &str) -> Result<Option<JobVerdict>, CatalogError>;
+
+    /// Counts one more attempt at a job whose worker died, returning the count so far.
+    async fn count_attempt(&self, job_id: &str, file_name: &str) -> Result<u32, CatalogError>;
+
+    /// Renditions of these bytes, by profile id.
+    async fn media_for(&self, content_hash: &str) -> Result<Vec<Rendition>, CatalogError>;
+
+    /// The record already made for this message (same message key, same bytes), if it was not
+    /// a rejection.
+    async fn record_of_message(
+        &self,
+        message_key: &str,
+        content_hash: &str,
+    ) -> Result<Option<Record>, CatalogError>;
+
+    /// The record with this id, if the catalog has it (none over
+    /// [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES)).
+    async fn record(&self, record_id: &str) -> Result<Option<Record>, CatalogError>;
+
+    /// The last `limit` records, newest first; only rejections with `rejected`. Rows over
+    /// [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) are left out.
+    async fn recent(&self, limit: usize, rejected: bool) -> Result<Vec<Record>, CatalogError>;
+
+    /// Commits a finished job: its rendition (if new; a rendition of the same bytes and
+    /// profile committed first stays), its record, the record's outbox rows for every sink,
+    /// and the job's verdict — all or nothing.
+    async fn commit(&self, commit: &Commit<'_>) -> Result<(), CatalogError>;
+
+    /// Records matching `filter`, oldest first; rows over [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) are named, not
+    /// read.
+    async fn query(&self, filter: &QueryFilter) -> Result<Found, CatalogError>;
+
+    /// Forgets outbox rows delivered to every sink and created before `before` (RFC 3339);
+    /// the records themselves stay. Returns how many rows went.
+    async fn prune_delivered(&self, before: &str) -> Result<usize, CatalogError>;
+
+    // --- content leases: one holder at a time, across every daemon ---
+
+    /// Takes the lease on `key` for `owner` until `until_ms`, if nobody else holds it unexpired
+    /// at `now_ms`; the owner's own lease is extended (its heartbeat). Whether `owner` holds it
+    /// now.
+    async fn take_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, CatalogError>;
+
+    /// Lets go of `owner`'s lease on `key` (nothing if another holds it now).
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), CatalogError>;
+
+    // --- deliveries: the outbox as the sinks see it ---
+
+    /// Claims up to `limit` deliveries due for `sink` at `now`, oldest first, for `lease_ms`.
+    /// A record is left out while an earlier record of the same chat waits for a later attempt
+    /// or is claimed by anyone (this process or another); records with no chat are not
+    /// ordered. Two claimers never get the same delivery. Records over [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) are
+    /// never claimed.
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        owner: &str,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedDelivery>, CatalogError>;
+
+    /// Extends every claim `owner` holds on `sink` to `until_ms` (a heartbeat while it delivers).
+    async fn renew_claims(&self, sink: &str, owner: &str, until_ms: i64) -> Result<(), CatalogError>;
+
+    /// Records how claimed deliveries ended, all in one transaction, and lets go of their claims.
+    async fn settle_deliveries(&self, sink: &str, settled: &[Settlement]) -> Result<(), CatalogError>;
+
+    /// Dead-letters every delivery to `sink` that entered its line before `queued_before_ms` and
+    /// is not out on a claim, with `error` as its last error. Returns how many.
+    async fn dead_letter_expired(
+        &self,
+        sink: &str,
+        queued_before_ms: i64,
+        error: &str,
+    ) -> Result<usize, CatalogError>;
+
+    /// Dead-letters every waiting delivery to `sink` of a record over [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) (only
+    /// an earlier version could write one; it is never read back) and returns them:
+    /// (record id, bytes).
+    async fn dead_letter_oversized(&self, sink: &str) -> Result<Vec<(String, u64)>, CatalogError>;
+
+    /// The earliest time a delivery to `sink` may become due (its next attempt, or the end of a
+    /// claim on it), counting only the first waiting record of each chat; `None` when nothing
+    /// waits.
+    async fn next_delivery_due(&self, sink: &str) -> Result<Option<i64>, CatalogError>;
+
+    /// Deliveries waiting (or, with `dead`, given up on), for one sink or all, oldest first; the
+    /// body of a record over [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) reads `{}`.
+    async fn list_deliveries(
+        &self,
+        sink: Option<&str>,
+        dead: bool,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>, CatalogError>;
+
+    /// How many deliveries wait for and were given up on by `sink`, and whether it is disabled.
+    async fn sink_backlog(&self, sink: &str) -> Result<SinkBacklog, CatalogError>;
+
+    /// Stops all delivery to `sink` until a redrive (the receiver answered 410 Gone).
+    async fn disable_sink(&self, sink: &str, reason: &str) -> Result<(), CatalogError>;
+
+    async fn sink_disabled(&self, sink: &str) -> Result<bool, CatalogError>;
+
+    /// Puts dead-lettered deliveries (of one sink or all, of one record or all) back in line,
+    /// due now with a fresh `give_up_after`, and re-enables the sink(s); a record over
+    /// [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) stays dead. Returns how many.
+    async fn redrive(&self, sink: Option<&str>, record_id: Option<&str>) -> Result<usize, CatalogError>;
+}
+
+/// How long a PostgreSQL catalog that cannot be reached at open is waited for.
+pub const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens (creating and migrating if needed) the catalog `url` names: `sqlite://PATH` (relative
+/// paths against the working directory) or `postgres://…` (see [`postgres`] for TLS and the
+/// `PG*` environment).
+pub async fn open(url: &str) -> Result<Arc<dyn Catalog>, CatalogError> {
+    open_within(url, OPEN_PATIENCE).await
+}
+
+/// [`open`], waiting at most `patience` for a PostgreSQL server that cannot be reached.
+pub async fn open_within(url: &str, patience: Duration) -> Result<Arc<dyn Catalog>, CatalogError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let catalog = sqlite::SqliteCatalog::open(std::path::Path::new(path)).await?;
+        return Ok(Arc::new(catalog));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PgCatalog::open(url, patience).await?));
+    }
+    Err(CatalogError::Url(url.to_string()))
 }

@@ -1,6 +1,8 @@
 //! `mediaspool check`: configuration, profiles, store, catalog, spool and sinks, every problem
 //! listed (creating what is missing, as the daemon would).
 
+use std::time::Duration;
+
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
 use crate::delivery::{build_http_sinks, sample_records, NdjsonSink};
@@ -15,7 +17,8 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
         }
     };
     let mut problems = store_problems(&config);
-    let catalog = crate::catalog::Catalog::open(&config.catalog.url)
+    // A catalog that cannot be reached is named at once, not waited for.
+    let catalog = super::block_on(crate::catalog::open_within(&config.catalog.url, Duration::ZERO))
         .map_err(|e| problems.push(e.to_string()))
         .ok();
     if let Err(e) = crate::ingest::Spool::open(&config.spool.dir) {
@@ -56,7 +59,8 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
                 )),
             }
         }
-        if let Some(Ok(b)) = catalog.as_ref().map(|c| c.sink_backlog(&name)) {
+        let backlog = catalog.as_ref().map(|c| super::block_on(c.sink_backlog(&name)));
+        if let Some(Ok(b)) = backlog {
             line.push_str(&format!("  {} waiting, {} dead", b.waiting, b.dead));
             if let Some((_, reason)) = b.disabled {
                 problems.push(format!(
@@ -86,11 +90,7 @@ pub fn run(loaded: Result<(Config, ProfileSet), String>) -> u8 {
 /// Reaches the store: it opens, the bucket or container exists, a probe object can be written
 /// and deleted.
 fn store_problems(config: &Config) -> Vec<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts");
-    runtime.block_on(async {
+    super::block_on(async {
         match crate::store::open(&config.store).await {
             Ok(store) => store
                 .check()

@@ -1,22 +1,12 @@
 //! `mediaspool deliveries [--sink NAME] [--dead]` and `mediaspool redrive [--sink NAME]
 //! [--record ID]`: what waits for the sinks, and dead letters put back in line.
 
-use super::{EXIT_OK, EXIT_USAGE};
-use crate::catalog::{now_ms, Catalog, DeliveryRow};
+use super::{block_on, open_catalog, EXIT_OK, EXIT_USAGE};
+use crate::catalog::{now_ms, DeliveryRow};
 use crate::config::Config;
 
 /// At most this many rows are listed per run.
 const LIMIT: usize = 10_000;
-
-fn open(config: &Config) -> Option<Catalog> {
-    match Catalog::open(&config.catalog.url) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("mediaspool: {e}");
-            None
-        }
-    }
-}
 
 /// The sinks to report on: the configured ones, or the one asked for.
 fn sink_names(config: &Config, only: Option<&str>) -> Vec<String> {
@@ -32,11 +22,15 @@ fn sink_names(config: &Config, only: Option<&str>) -> Vec<String> {
 }
 
 pub fn list(config: &Config, sink: Option<&str>, dead: bool) -> u8 {
-    let Some(catalog) = open(config) else {
+    block_on(list_deliveries(config, sink, dead))
+}
+
+async fn list_deliveries(config: &Config, sink: Option<&str>, dead: bool) -> u8 {
+    let Some(catalog) = open_catalog(config).await else {
         return EXIT_USAGE;
     };
     for name in sink_names(config, sink) {
-        match catalog.sink_backlog(&name) {
+        match catalog.sink_backlog(&name).await {
             Ok(b) => {
                 let state = match &b.disabled {
                     Some((at, reason)) => format!("DISABLED since {} ({reason})", rfc3339(*at)),
@@ -50,7 +44,7 @@ pub fn list(config: &Config, sink: Option<&str>, dead: bool) -> u8 {
             }
         }
     }
-    let rows = match catalog.list_deliveries(sink, dead, LIMIT) {
+    let rows = match catalog.list_deliveries(sink, dead, LIMIT).await {
         Ok(rows) => rows,
         Err(e) => {
             eprintln!("mediaspool: {e}");
@@ -89,10 +83,16 @@ fn rfc3339(ms: i64) -> String {
 }
 
 pub fn redrive(config: &Config, sink: Option<&str>, record: Option<&str>) -> u8 {
-    let Some(catalog) = open(config) else {
-        return EXIT_USAGE;
-    };
-    match catalog.redrive(sink, record) {
+    block_on(async {
+        let Some(catalog) = open_catalog(config).await else {
+            return EXIT_USAGE;
+        };
+        redrive_dead(&*catalog, sink, record).await
+    })
+}
+
+async fn redrive_dead(catalog: &dyn crate::catalog::Catalog, sink: Option<&str>, record: Option<&str>) -> u8 {
+    match catalog.redrive(sink, record).await {
         Ok(n) => {
             eprintln!("{n} dead-lettered deliveries put back in line");
             EXIT_OK

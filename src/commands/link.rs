@@ -2,22 +2,17 @@
 //! presigned links have expired. A record id (from the catalog) stands for its media's key.
 
 use super::{EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE};
-use crate::catalog::Catalog;
 use crate::config::Config;
 
 pub fn run(config: &Config, target: &str) -> u8 {
-    let key = match key_of(config, target) {
+    let key = match super::block_on(key_of(config, target)) {
         Ok(key) => key,
         Err(message) => {
             eprintln!("mediaspool: {message}");
             return EXIT_USAGE;
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts");
-    runtime.block_on(async {
+    super::block_on(async {
         let store = match crate::store::open(&config.store).await {
             Ok(store) => store,
             Err(e) => {
@@ -56,13 +51,15 @@ pub fn run(config: &Config, target: &str) -> u8 {
 }
 
 /// A record id names its media's key when the catalog knows it; anything else is a key.
-fn key_of(config: &Config, target: &str) -> Result<String, String> {
+async fn key_of(config: &Config, target: &str) -> Result<String, String> {
     let looks_like_record_id = target.len() == 32 && target.bytes().all(|b| b.is_ascii_hexdigit());
     if !looks_like_record_id {
         return Ok(target.to_string());
     }
-    let catalog = Catalog::open(&config.catalog.url).map_err(|e| e.to_string())?;
-    match catalog.record(target).map_err(|e| e.to_string())? {
+    let catalog = crate::catalog::open(&config.catalog.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    match catalog.record(target).await.map_err(|e| e.to_string())? {
         Some(record) => record.media.map(|m| m.key).ok_or_else(|| {
             format!(
                 "record {target} names no stored media ({})",

@@ -96,6 +96,26 @@ pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Runs `f` to completion on a runtime of its own (commands that reach only the catalog).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+        .block_on(f)
+}
+
+/// The configured catalog, or `None` after saying on stderr why it cannot be opened.
+async fn open_catalog(config: &Config) -> Option<std::sync::Arc<dyn crate::catalog::Catalog>> {
+    match crate::catalog::open(&config.catalog.url).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("mediaspool: {e}");
+            None
+        }
+    }
+}
+
 /// Configuration and profiles, loaded and validated; every problem in one message.
 fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
     let (config, mut problems) = Config::read(cli.config.as_deref()).map_err(|e| e.to_string())?;

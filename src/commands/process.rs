@@ -148,11 +148,7 @@ async fn process(config: Config, profiles: ProfileSet, files: &[PathBuf], report
         eprintln!("mediaspool: {} file{s} in {took:.2} s: {tally}", tally.jobs());
     }
     for sink in sinks.names() {
-        let backlog = {
-            let (catalog, sink) = (Arc::clone(&ctx.catalog), sink.to_string());
-            tokio::task::spawn_blocking(move || catalog.sink_backlog(&sink)).await
-        };
-        if let Ok(Ok(b)) = backlog {
+        if let Ok(b) = ctx.catalog.sink_backlog(sink).await {
             if b.waiting > 0 {
                 eprintln!(
                     "mediaspool: {} record(s) wait for delivery to {sink}; `mediaspool watch` delivers them",

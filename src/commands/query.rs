@@ -1,18 +1,18 @@
 //! `mediaspool query`: records from the catalog as NDJSON.
 
-use super::{EXIT_OK, EXIT_USAGE};
-use crate::catalog::{Catalog, QueryFilter};
+use super::{block_on, open_catalog, EXIT_OK, EXIT_USAGE};
+use crate::catalog::QueryFilter;
 use crate::config::Config;
 
 pub fn run(config: &Config, filter: &QueryFilter) -> u8 {
-    let catalog = match Catalog::open(&config.catalog.url) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mediaspool: {e}");
-            return EXIT_USAGE;
-        }
+    block_on(query(config, filter))
+}
+
+async fn query(config: &Config, filter: &QueryFilter) -> u8 {
+    let Some(catalog) = open_catalog(config).await else {
+        return EXIT_USAGE;
     };
-    match catalog.query(filter) {
+    match catalog.query(filter).await {
         Ok(found) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -201,7 +201,7 @@ impl Sinks {
         })
     }
 
-    fn tasks(&self, catalog: &Arc<Catalog>, wakeup: &Wakeup) -> Vec<SinkTask> {
+    fn tasks(&self, catalog: &Arc<dyn Catalog>, wakeup: &Wakeup) -> Vec<SinkTask> {
         self.sinks
             .iter()
             .map(|s| {
@@ -216,7 +216,12 @@ impl Sinks {
     }
 
     /// Starts one task per sink; they deliver until `stop` turns true, then make a last pass.
-    pub fn spawn(&self, catalog: &Arc<Catalog>, wakeup: &Wakeup, stop: watch::Receiver<bool>) -> JoinSet<()> {
+    pub fn spawn(
+        &self,
+        catalog: &Arc<dyn Catalog>,
+        wakeup: &Wakeup,
+        stop: watch::Receiver<bool>,
+    ) -> JoinSet<()> {
         let mut set = JoinSet::new();
         for task in self.tasks(catalog, wakeup) {
             set.spawn(task.run(stop.clone()));
@@ -227,7 +232,7 @@ impl Sinks {
 
     /// Delivers what is due to every sink at once, each until nothing is due, something fails
     /// or `within` has passed (`mediaspool process`, before it exits).
-    pub async fn deliver_due(&self, catalog: &Arc<Catalog>, within: Duration) {
+    pub async fn deliver_due(&self, catalog: &Arc<dyn Catalog>, within: Duration) {
         let mut set = JoinSet::new();
         for mut task in self.tasks(catalog, &Wakeup::default()) {
             set.spawn(async move {
@@ -264,22 +269,17 @@ pub fn build_http_sinks(config: &Config) -> Vec<(String, Result<HttpSink, Delive
 const KEEP_DELIVERED_DAYS: i64 = 7;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-async fn prune_periodically(catalog: Arc<Catalog>, mut stop: watch::Receiver<bool>) {
+async fn prune_periodically(catalog: Arc<dyn Catalog>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
             _ = stop.changed() => return,
         }
-        let c = Arc::clone(&catalog);
-        let pruned = tokio::task::spawn_blocking(move || {
-            let before = time::OffsetDateTime::now_utc() - time::Duration::days(KEEP_DELIVERED_DAYS);
-            let before = before
-                .format(&time::format_description::well_known::Rfc3339)
-                .expect("formats");
-            c.prune_delivered(&before)
-        })
-        .await;
-        if let Ok(Err(e)) = pruned {
+        let before = time::OffsetDateTime::now_utc() - time::Duration::days(KEEP_DELIVERED_DAYS);
+        let before = before
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats");
+        if let Err(e) = catalog.prune_delivered(&before).await {
             tracing::warn!(error = %e, "cannot prune the outbox");
         }
     }

@@ -4,7 +4,7 @@
 //! records delivered in order per chat, failures retried with backoff, dead letters after
 //! `give_up_after`, the sink paused while its receiver cannot take anything and disabled when
 //! it answers 410 Gone. Nothing here waits on another sink or on the pipeline: a slow or dead
-//! sink only grows its own backlog. Catalog calls run on blocking threads.
+//! sink only grows its own backlog.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::sink::{Outcome, Outgoing, Scope, Sink};
-use crate::catalog::{now_ms, Catalog, CatalogError, ClaimedDelivery, Settlement};
+use crate::catalog::{now_ms, Catalog, ClaimedDelivery, Settlement};
 
 /// Records claimed at a time.
 const BATCH: usize = 256;
@@ -31,7 +31,7 @@ const IDLE_LOOK: Duration = Duration::from_secs(2);
 
 pub struct SinkTask {
     sink: Arc<dyn Sink>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Catalog>,
     /// Names this process's claims, so a renewal touches only its own.
     owner: String,
     /// Changes after each commit, so new records go out at once.
@@ -56,7 +56,7 @@ enum Step {
 impl SinkTask {
     pub fn new(
         sink: Arc<dyn Sink>,
-        catalog: Arc<Catalog>,
+        catalog: Arc<dyn Catalog>,
         owner: String,
         wakeup: watch::Receiver<()>,
     ) -> SinkTask {
@@ -95,7 +95,7 @@ impl SinkTask {
     /// Dead-letters records over the size limit (only an earlier version could commit one),
     /// naming each, so none can wedge the sink.
     pub async fn set_aside_oversized(&self) {
-        match self.blocking(|c, sink| c.dead_letter_oversized(sink)).await {
+        match self.catalog.dead_letter_oversized(self.sink.name()).await {
             Ok(oversized) => {
                 for (record_id, bytes) in oversized {
                     tracing::warn!(
@@ -125,7 +125,7 @@ impl SinkTask {
     async fn step(&mut self) -> Step {
         let now = Instant::now();
         if self.disabled {
-            match self.blocking(|c, sink| c.sink_disabled(sink)).await {
+            match self.catalog.sink_disabled(self.sink.name()).await {
                 Ok(false) => {
                     tracing::info!(
                         sink = self.sink.name(),
@@ -141,11 +141,10 @@ impl SinkTask {
             return Step::Idle(until);
         }
         let limit = if self.paused_until.is_some() { 1 } else { BATCH };
-        let owner = self.owner.clone();
+        let lease = LEASE.as_millis() as i64;
         let claimed = self
-            .blocking(move |c, sink| {
-                c.claim_deliveries(sink, &owner, now_ms(), limit, LEASE.as_millis() as i64)
-            })
+            .catalog
+            .claim_deliveries(self.sink.name(), &self.owner, now_ms(), limit, lease)
             .await;
         let batch = match claimed {
             Ok(batch) if !batch.is_empty() => batch,
@@ -167,9 +166,9 @@ impl SinkTask {
             .count() as u64;
         crate::metrics::delivered(self.sink.name(), delivered, failed, started.elapsed());
         let clean = delivered == settlements.len() as u64;
-        let settled = settlements.clone();
         if let Err(e) = self
-            .blocking(move |c, sink| c.settle_deliveries(sink, &settled))
+            .catalog
+            .settle_deliveries(self.sink.name(), &settlements)
             .await
         {
             // The claims lapse and the records go out again: at least once.
@@ -182,7 +181,7 @@ impl SinkTask {
     /// When to look again with nothing claimable: the next record's due time, soon anyway.
     async fn next_look(&self) -> Instant {
         let now = Instant::now();
-        match self.blocking(|c, sink| c.next_delivery_due(sink)).await {
+        match self.catalog.next_delivery_due(self.sink.name()).await {
             Ok(Some(due)) => {
                 let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
                 now + wait.min(IDLE_LOOK)
@@ -232,9 +231,8 @@ impl SinkTask {
                     None => break,
                 },
                 _ = heartbeat.tick() => {
-                    let owner = self.owner.clone();
                     let until = now_ms() + LEASE.as_millis() as i64;
-                    if let Err(e) = self.blocking(move |c, sink| c.renew_claims(sink, &owner, until)).await {
+                    if let Err(e) = self.catalog.renew_claims(self.sink.name(), &self.owner, until).await {
                         tracing::warn!(sink = self.sink.name(), error = %e, "cannot renew delivery claims");
                     }
                 }
@@ -320,8 +318,7 @@ impl SinkTask {
         }
         if let Some(error) = gone {
             tracing::error!(sink = %name, error = %error, "deliveries to {name} disabled: the receiver answered 410 Gone; `mediaspool redrive --sink {name}` enables them again");
-            let reason = error.clone();
-            if let Err(e) = self.blocking(move |c, sink| c.disable_sink(sink, &reason)).await {
+            if let Err(e) = self.catalog.disable_sink(&name, &error).await {
                 tracing::error!(sink = %name, error = %e, "cannot record that the sink is disabled");
             }
             self.disabled = true;
@@ -336,10 +333,7 @@ impl SinkTask {
                 if let Some(give_up) = give_up {
                     let cutoff = now - give_up.as_millis() as i64;
                     let reason = format!("not delivered within give_up_after: {error}");
-                    match self
-                        .blocking(move |c, sink| c.dead_letter_expired(sink, cutoff, &reason))
-                        .await
-                    {
+                    match self.catalog.dead_letter_expired(&name, cutoff, &reason).await {
                         Ok(0) => {}
                         Ok(n) => {
                             tracing::warn!(sink = %name, records = n, "deliveries given up (dead letters)")
@@ -358,16 +352,6 @@ impl SinkTask {
             _ => {}
         }
         settlements
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Catalog, &str) -> Result<T, CatalogError> + Send + 'static,
-    ) -> Result<T, CatalogError> {
-        let (catalog, sink) = (Arc::clone(&self.catalog), self.sink.name().to_string());
-        tokio::task::spawn_blocking(move || f(&catalog, &sink))
-            .await
-            .expect("catalog calls do not panic")
     }
 }
 

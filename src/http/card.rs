@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{blocking, page, AppState, Shared};
+use super::{page, AppState, Shared};
 use crate::records::Record;
 
 #[derive(Debug, Deserialize)]
@@ -91,15 +91,13 @@ async fn signed_record(state: &Shared, id: String, signed: &Signed) -> Result<Re
     if !state.ctx.card_links.verify(&id, signed.exp, &signed.sig) {
         return Err(StatusCode::FORBIDDEN);
     }
-    let found = blocking(state, move |s| s.ctx.catalog.record(&id)).await;
-    match found {
-        Some(Ok(Some(record))) if record.media.is_some() => Ok(record),
-        Some(Ok(_)) => Err(StatusCode::NOT_FOUND),
-        Some(Err(e)) => {
+    match state.ctx.catalog.record(&id).await {
+        Ok(Some(record)) if record.media.is_some() => Ok(record),
+        Ok(_) => Err(StatusCode::NOT_FOUND),
+        Err(e) => {
             tracing::warn!(error = %e, "card: catalog read failed");
             Err(StatusCode::SERVICE_UNAVAILABLE)
         }
-        None => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 

@@ -15,13 +15,18 @@ pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// How long the store may take to answer a readiness probe.
-const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the catalog or the store may take to answer a readiness probe.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// 200 `ready`, or 503 with one line per reason.
 pub(super) async fn readyz(State(state): State<Shared>) -> Response {
-    let (local, store) = tokio::join!(blocking(&state, not_ready), store_problems(&state));
-    let mut problems = local.unwrap_or_else(|| vec!["readiness check panicked".to_string()]);
+    let (catalog, spool, store) = tokio::join!(
+        catalog_problems(&state),
+        blocking(&state, spool_problems),
+        store_problems(&state)
+    );
+    let mut problems = catalog;
+    problems.extend(spool.unwrap_or_else(|| vec!["readiness check panicked".to_string()]));
     problems.extend(store);
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
@@ -34,12 +39,22 @@ pub(super) async fn readyz(State(state): State<Shared>) -> Response {
     }
 }
 
-/// Every reason on this host the daemon cannot do its work now: the catalog, the spool.
-fn not_ready(state: &AppState) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Err(e) = state.ctx.catalog.ping() {
-        problems.push(format!("catalog: {e}"));
+/// Whether the catalog answers now, asked once, without the patience jobs get.
+async fn catalog_problems(state: &AppState) -> Vec<String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.ctx.catalog.ping()).await {
+        Ok(Ok(())) => Vec::new(),
+        Ok(Err(e)) => vec![format!("catalog: {e}")],
+        Err(_) => vec![format!(
+            "catalog: {} did not answer within {} s",
+            state.ctx.catalog.describe(),
+            CHECK_TIMEOUT.as_secs()
+        )],
     }
+}
+
+/// Every reason on this host the daemon cannot take files now: the spool not writable.
+fn spool_problems(state: &AppState) -> Vec<String> {
+    let mut problems = Vec::new();
     for dir in [&state.incoming, &state.work] {
         let probe = tempfile::Builder::new().prefix(".readyz-").tempfile_in(dir);
         if let Err(e) = probe {
@@ -52,18 +67,19 @@ fn not_ready(state: &AppState) -> Vec<String> {
 /// Whether the store takes objects now, asked through the store interface (once, without the
 /// patience jobs get).
 async fn store_problems(state: &AppState) -> Vec<String> {
-    match tokio::time::timeout(STORE_CHECK_TIMEOUT, state.ctx.store.check()).await {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.ctx.store.check()).await {
         Ok(problems) => problems.into_iter().map(|p| format!("store: {p}")).collect(),
         Err(_) => vec![format!(
             "store: {} did not answer within {} s",
             state.ctx.store.describe(),
-            STORE_CHECK_TIMEOUT.as_secs()
+            CHECK_TIMEOUT.as_secs()
         )],
     }
 }
 
 pub(super) async fn metrics(State(state): State<Shared>) -> Response {
-    let snapshot = blocking(&state, snapshot).await.unwrap_or_default();
+    let (queued, sinks) = tokio::join!(queued(&state), sinks(&state));
+    let snapshot = metrics::Snapshot { queued, sinks };
     (
         [(
             header::CONTENT_TYPE,
@@ -74,17 +90,13 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-/// The gauges read at each scrape: files waiting in `incoming/`, and each sink's backlog and
-/// dead letters.
-fn snapshot(state: &AppState) -> metrics::Snapshot {
-    metrics::Snapshot {
-        queued: queued(state),
-        sinks: sinks(state),
-    }
+/// Files waiting in `incoming/` (what the daemon will take; partial and hidden names are not),
+/// counted on a blocking thread.
+pub(super) async fn queued(state: &Shared) -> u64 {
+    blocking(state, queued_now).await.unwrap_or(0)
 }
 
-/// Files waiting in `incoming/` (what the daemon will take; partial and hidden names are not).
-pub(super) fn queued(state: &AppState) -> u64 {
+fn queued_now(state: &AppState) -> u64 {
     let Ok(entries) = std::fs::read_dir(&state.incoming) else {
         return 0;
     };
@@ -96,20 +108,13 @@ pub(super) fn queued(state: &AppState) -> u64 {
 
 /// Each configured sink with its deliveries still waiting and its dead letters. When the
 /// catalog cannot be read, no sink is listed rather than every one shown as empty.
-pub(super) fn sinks(state: &AppState) -> Vec<(String, u64, u64)> {
-    let Ok(backlog) = state.ctx.catalog.backlog() else {
-        return Vec::new();
-    };
-    state
-        .ctx
-        .routes
-        .names()
-        .map(|sink| {
-            let (waiting, dead) = backlog
-                .iter()
-                .find(|(s, ..)| s == sink)
-                .map_or((0, 0), |(_, w, d)| (*w, *d));
-            (sink.to_string(), waiting, dead)
-        })
-        .collect()
+pub(super) async fn sinks(state: &AppState) -> Vec<(String, u64, u64)> {
+    let mut sinks = Vec::new();
+    for sink in state.ctx.routes.names() {
+        let Ok(backlog) = state.ctx.catalog.sink_backlog(sink).await else {
+            return Vec::new();
+        };
+        sinks.push((sink.to_string(), backlog.waiting, backlog.dead));
+    }
+    sinks
 }

@@ -5,7 +5,8 @@
 //! page `/` (behind `http.token`, or loopback only without one), and `/card/RECORD_ID` with
 //! its media, reached only through signed links (see [`links`]). Nothing listens unless
 //! `http.listen` is set. Fails only to bind; a request never fails the daemon. Async (axum on
-//! the daemon's runtime); catalog reads and file checks run on blocking threads.
+//! the daemon's runtime); file checks run on blocking threads, the catalog is asked through its
+//! async interface.
 
 mod card;
 mod health;

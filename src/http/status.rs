@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::card::MediaView;
 use super::health::{queued, sinks};
-use super::{blocking, page, AppState, Shared};
+use super::{page, AppState, Shared};
 use crate::metrics;
 use crate::records::Record;
 
@@ -66,9 +66,7 @@ pub(super) async fn status(
         )
             .into_response();
     }
-    let Some(view) = blocking(&state, StatusView::read).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
+    let view = StatusView::read(&state).await;
     let template = if query.partial.is_some() {
         "status_sections.html"
     } else {
@@ -139,20 +137,21 @@ struct SinkView {
 }
 
 impl StatusView {
-    fn read(state: &AppState) -> StatusView {
+    async fn read(state: &Shared) -> StatusView {
         let catalog = &state.ctx.catalog;
-        let mut catalog_error = None;
-        let mut read = |limit, rejected| {
-            catalog.recent(limit, rejected).unwrap_or_else(|e| {
-                catalog_error = Some(e.to_string());
-                Vec::new()
-            })
-        };
-        let records = read(RECENT_RECORDS, false);
-        let failures = read(RECENT_FAILURES, true);
+        let (records, failures, queued, sinks) = tokio::join!(
+            catalog.recent(RECENT_RECORDS, false),
+            catalog.recent(RECENT_FAILURES, true),
+            queued(state),
+            sinks(state)
+        );
+        let catalog_error = [&records, &failures]
+            .into_iter()
+            .find_map(|r| r.as_ref().err().map(|e| e.to_string()));
+        let (records, failures) = (records.unwrap_or_default(), failures.unwrap_or_default());
         StatusView {
             version: env!("CARGO_PKG_VERSION"),
-            queued: queued(state),
+            queued,
             jobs: metrics::in_flight()
                 .into_iter()
                 .map(|j| JobView {
@@ -172,7 +171,7 @@ impl StatusView {
                 })
                 .collect(),
             failures: failures.iter().filter_map(failure_view).collect(),
-            sinks: sinks(state)
+            sinks: sinks
                 .into_iter()
                 .map(|(name, backlog, dead_letters)| SinkView {
                     name,

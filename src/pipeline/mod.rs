@@ -5,17 +5,18 @@
 //! which tells the caller where the input goes (`done/`, `failed/`, or deleted). The steps:
 //! manifest → size policy → BLAKE3 → repeat of a known message? → duplicate of known bytes? →
 //! worker (probe → route → render → verify) → store → commit. A bad file is an outcome, not an
-//! error: this never fails on input. Jobs on the same bytes run one after the other, so a copy
-//! dropped while the first is still being transcoded becomes a duplicate, not a second
-//! transcode. Async; hashing, store and catalog calls run on blocking threads, media work in a
-//! worker process.
+//! error: this never fails on input. Jobs on the same bytes run one after the other, in this
+//! daemon and across every daemon sharing the catalog (a lease in the catalog, see
+//! [`content_lock`]), so a copy dropped while the first is still being transcoded becomes a
+//! duplicate, not a second transcode. Async; hashing and store calls run on blocking threads,
+//! media work in a worker process.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::catalog::{Catalog, CatalogError, JobVerdict, StoredMedia};
+use crate::catalog::{Catalog, CatalogError, Commit, JobVerdict, StoredMedia};
 use crate::config::{Config, OtherRoute};
 use crate::delivery::{Routes, Wakeup};
 use crate::failure::{ErrorCode, Failure};
@@ -29,8 +30,11 @@ use crate::store::{Store, StoreError};
 use crate::worker::pool::WorkerPool;
 use crate::worker::{MediaOutcome, Request};
 
+pub mod content_lock;
 mod manifest;
 mod outputs;
+
+use content_lock::{ContentLock, ContentLocks};
 
 use manifest::{check_manifest, load_manifest};
 use outputs::{store_as_is, store_rendition, AS_IS};
@@ -43,7 +47,7 @@ pub struct Ctx {
     pub config: Config,
     pub profiles: ProfileSet,
     pub store: Arc<dyn Store>,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<dyn Catalog>,
     pub workers: WorkerPool,
     /// Signs the card links records carry (and the status page's media links).
     pub card_links: crate::http::CardLinks,
@@ -53,8 +57,8 @@ pub struct Ctx {
     pub committed: Wakeup,
     /// Parent of the per-job scratch directories.
     pub scratch: PathBuf,
-    /// One async lock per content hash being worked on.
-    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Who works on which bytes, across daemons.
+    locks: ContentLocks,
     /// Media work of jobs whose outputs the store did not take (it was down), by job id: their
     /// next try stores these instead of rendering again.
     parked: Mutex<HashMap<String, Parked>>,
@@ -187,7 +191,7 @@ struct Facts {
     manifest: Option<Manifest>,
     manifest_checked: bool,
     /// The per-content lock, once taken.
-    same_bytes: Option<tokio::sync::OwnedMutexGuard<()>>,
+    same_bytes: Option<ContentLock>,
     /// The record is that of a message seen before.
     repeat: bool,
     /// What metrics see of the job: its stage, its time.
@@ -199,21 +203,21 @@ impl Ctx {
         config: Config,
         profiles: ProfileSet,
         store: Arc<dyn Store>,
-        catalog: Catalog,
+        catalog: Arc<dyn Catalog>,
         workers: WorkerPool,
         scratch: PathBuf,
     ) -> Ctx {
         Ctx {
             card_links: crate::http::CardLinks::from_config(&config.http),
             routes: Routes::from_config(&config),
+            locks: ContentLocks::new(config.catalog.lease),
             config,
             profiles,
             store,
-            catalog: Arc::new(catalog),
+            catalog,
             workers,
             committed: Wakeup::default(),
             scratch,
-            locks: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
         }
     }
@@ -237,20 +241,8 @@ impl Ctx {
             .remove(job_id)
     }
 
-    async fn lock_bytes(&self, hash: &ContentHash) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks.retain(|_, weak| weak.strong_count() > 0);
-            match locks.get(hash.hex()).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    let lock = Arc::new(tokio::sync::Mutex::new(()));
-                    locks.insert(hash.hex().to_string(), Arc::downgrade(&lock));
-                    lock
-                }
-            }
-        };
-        lock.lock_owned().await
+    async fn lock_bytes(&self, hash: &ContentHash) -> Result<ContentLock, CatalogError> {
+        self.locks.lock(&self.catalog, hash).await
     }
 }
 
@@ -264,8 +256,7 @@ async fn blocking<T: Send + 'static>(ctx: &Arc<Ctx>, f: impl FnOnce(&Ctx) -> T +
 
 pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobError> {
     let job_id = input.job_id.clone();
-    let id = job_id.clone();
-    if let Some(verdict) = blocking(ctx, move |c| c.catalog.finished_job(&id)).await? {
+    if let Some(verdict) = ctx.catalog.finished_job(&job_id).await? {
         // Committed before a crash; only the move out of work/ was missing.
         return Ok(JobResult {
             record: None,
@@ -300,21 +291,19 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
     }
     let key = message_key(&facts);
     facts.job.stage(metrics::Stage::catalog);
-    let commit_record = record.clone();
-    let commit_verdict = verdict.clone();
-    blocking(ctx, move |c| {
-        let media = new_media.as_ref().map(|(p, k, m)| (p.as_str(), k.as_str(), m));
-        c.catalog.commit(
-            &job_id,
-            &key,
-            &commit_record,
-            media,
-            &commit_verdict,
-            &c.routes.for_record(&commit_record),
-        )
-    })
-    .await?;
-    drop(facts.same_bytes.take());
+    ctx.catalog
+        .commit(&Commit {
+            job_id: &job_id,
+            message_key: &key,
+            record: &record,
+            new_media: new_media.as_ref().map(|(p, k, m)| (p.as_str(), k.as_str(), m)),
+            verdict: &verdict,
+            sinks: &ctx.routes.for_record(&record),
+        })
+        .await?;
+    if let Some(lock) = facts.same_bytes.take() {
+        lock.release().await;
+    }
     ctx.committed.ring();
     facts.job.finish(metrics::Ended {
         outcome: match record.event {
@@ -385,7 +374,7 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
     // Held until the record is committed (in `run`), so a copy waiting here sees this job's
     // rendition in the catalog and becomes its duplicate (or, for the same message, a repeat).
     facts.job.stage(metrics::Stage::waiting);
-    facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
+    facts.same_bytes = Some(ctx.lock_bytes(&hash).await?);
     if let Some(done) = repeat(ctx, input, facts).await? {
         return Ok(done);
     }
@@ -515,8 +504,7 @@ async fn run_worker(ctx: &Arc<Ctx>, job_id: &str, request: &Request) -> Result<M
         match ctx.workers.run(request).await {
             Ok(outcome) => return Ok(outcome),
             Err(e) => {
-                let (id, name) = (job_id.to_string(), request.file_name.clone());
-                let attempts = blocking(ctx, move |c| c.catalog.count_attempt(&id, &name)).await?;
+                let attempts = ctx.catalog.count_attempt(job_id, &request.file_name).await?;
                 tracing::warn!(file = %request.file_name, attempts, code = %e.code(), "worker failed: {e}");
                 metrics::worker_restarted(e.code().id());
                 if attempts >= MAX_ATTEMPTS {
@@ -550,8 +538,8 @@ async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Result<O
     let Some(hash) = facts.hash.as_ref() else {
         return Ok(None);
     };
-    let (key, h) = (message_key(facts), hash.to_string());
-    let Some(previous) = blocking(ctx, move |c| c.catalog.record_of_message(&key, &h)).await? else {
+    let key = message_key(facts);
+    let Some(previous) = ctx.catalog.record_of_message(&key, &hash.to_string()).await? else {
         return Ok(None);
     };
     tracing::debug!(file = %input.file_name, record = %previous.record_id, "repeat of a known message");
@@ -563,8 +551,7 @@ async fn repeat(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Result<O
 /// new work. A changed profile (new id) is not a duplicate: it makes new outputs.
 async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Result<Option<Done>, Stop> {
     let hash = facts.hash.clone().expect("hashed before dedup");
-    let h = hash.to_string();
-    let known = blocking(ctx, move |c| c.catalog.media_for(&h)).await?;
+    let known = ctx.catalog.media_for(&hash.to_string()).await?;
     let Some((_, kind, _)) = known.first() else {
         return Ok(None);
     };
@@ -584,7 +571,9 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
         return Ok(None);
     }
     // Known to be a duplicate: other copies need not wait while this one waits for a manifest.
-    drop(facts.same_bytes.take());
+    if let Some(lock) = facts.same_bytes.take() {
+        lock.release().await;
+    }
     load_manifest(ctx, &input.manifest, facts, true).await?;
     check_manifest(ctx, &input.path, facts, true).await?;
     if let Some(done) = repeat(ctx, input, facts).await? {
@@ -592,7 +581,7 @@ async fn duplicate(ctx: &Arc<Ctx>, input: &JobInput, facts: &mut Facts) -> Resul
     }
     if wanted_profile_id(ctx, kind, facts) != wanted {
         // The late manifest's tags route these bytes to another profile: render after all.
-        facts.same_bytes = Some(ctx.lock_bytes(&hash).await);
+        facts.same_bytes = Some(ctx.lock_bytes(&hash).await?);
         return Box::pin(duplicate(ctx, input, facts)).await;
     }
     tracing::debug!(file = %input.file_name, first = %stored.first_record_id, "duplicate");

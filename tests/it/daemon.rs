@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::pg_support::postgres_catalog;
 use crate::spool_support::*;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -115,7 +116,16 @@ fn polling_takes_a_file_once_it_is_quiet() {
 
 #[test]
 fn the_same_bytes_under_five_names_are_transcoded_once() {
-    let mut d = Daemon::new("", "");
+    same_bytes_under_five_names("");
+}
+
+#[test]
+fn the_same_bytes_under_five_names_are_transcoded_once_on_postgres() {
+    same_bytes_under_five_names(&postgres_catalog());
+}
+
+fn same_bytes_under_five_names(catalog: &str) {
+    let mut d = Daemon::new("", catalog);
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     let video = std::fs::read(fixture("rot90_h264.mp4")).unwrap();
@@ -498,7 +508,16 @@ fn a_crashing_hanging_or_bloating_worker_quarantines_only_its_file() {
 
 #[test]
 fn sigterm_mid_run_exits_0_and_the_next_start_completes_the_rest() {
-    let mut d = Daemon::new("", "");
+    sigterm_mid_run_then_restart("");
+}
+
+#[test]
+fn sigterm_mid_run_exits_0_and_the_next_start_completes_the_rest_on_postgres() {
+    sigterm_mid_run_then_restart(&postgres_catalog());
+}
+
+fn sigterm_mid_run_then_restart(catalog: &str) {
+    let mut d = Daemon::new("", catalog);
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     let names: Vec<String> = (0..16).map(|i| format!("t{i:02}.mp4")).collect();
@@ -605,7 +624,16 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
 
 #[test]
 fn query_filters_the_catalog() {
-    let mut d = Daemon::new("", "");
+    query_filters("");
+}
+
+#[test]
+fn query_filters_the_catalog_on_postgres() {
+    query_filters(&postgres_catalog());
+}
+
+fn query_filters(catalog: &str) {
+    let mut d = Daemon::new("", catalog);
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     let manifests = [

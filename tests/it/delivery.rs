@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediaspool::catalog::{Catalog, JobVerdict};
+use mediaspool::catalog::{Catalog, Commit, JobVerdict};
 use mediaspool::config::Config;
 use mediaspool::delivery::{Routes, Sinks, Wakeup};
 use mediaspool::records::{Event, Record, SourceInfo};
@@ -19,7 +19,7 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// A catalog, an outbox file and sinks from `sinks_toml`, delivering on their own runtime.
 struct Bench {
     dir: tempfile::TempDir,
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Catalog>,
     routes: Routes,
     wakeup: Arc<Wakeup>,
     runtime: tokio::runtime::Runtime,
@@ -39,12 +39,13 @@ impl Bench {
         config
             .validate(&mediaspool::profile::ProfileSet::built_in())
             .unwrap();
-        let catalog = Arc::new(Catalog::open_path(&dir.path().join("c.db")).unwrap());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let catalog = runtime.block_on(mediaspool::catalog::open(&url)).unwrap();
         let sinks = Sinks::from_config(&config).unwrap();
         let wakeup = Arc::new(Wakeup::default());
         let (stop, stop_rx) = watch::channel(false);
@@ -76,16 +77,15 @@ impl Bench {
         );
         r.crm.chat_id = chat.map(str::to_string);
         r.crm.customer_id = Some("c-1".into());
-        self.catalog
-            .commit(
-                &name,
-                &name,
-                &r,
-                None,
-                &JobVerdict::Done,
-                &self.routes.for_record(&r),
-            )
-            .unwrap();
+        let commit = Commit {
+            job_id: &name,
+            message_key: &name,
+            record: &r,
+            new_media: None,
+            verdict: &JobVerdict::Done,
+            sinks: &self.routes.for_record(&r),
+        };
+        self.runtime.block_on(self.catalog.commit(&commit)).unwrap();
         self.wakeup.ring();
         r.record_id
     }
@@ -227,7 +227,10 @@ fn a_refused_record_is_dead_lettered_then_redriven_and_410_disables_the_sink() {
     let id = bench.commit(Some("a"));
     let catalog = Arc::clone(&bench.catalog);
     let dead = wait(Duration::from_secs(20), || {
-        let rows = catalog.list_deliveries(Some("crm"), true, 10).unwrap();
+        let rows = bench
+            .runtime
+            .block_on(catalog.list_deliveries(Some("crm"), true, 10))
+            .unwrap();
         (!rows.is_empty()).then_some(rows)
     });
     assert_eq!(dead[0].record_id, id);
@@ -240,7 +243,11 @@ fn a_refused_record_is_dead_lettered_then_redriven_and_410_disables_the_sink() {
     refuse.store(410, std::sync::atomic::Ordering::SeqCst);
     bench.commit(Some("a"));
     wait(Duration::from_secs(20), || {
-        catalog.sink_backlog("crm").unwrap().disabled
+        bench
+            .runtime
+            .block_on(catalog.sink_backlog("crm"))
+            .unwrap()
+            .disabled
     });
     let requests = receiver.log.lock().unwrap().requests.len();
     bench.commit(Some("b"));
@@ -251,7 +258,13 @@ fn a_refused_record_is_dead_lettered_then_redriven_and_410_disables_the_sink() {
         "nothing is sent to a disabled sink"
     );
     refuse.store(200, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(catalog.redrive(Some("crm"), None).unwrap(), 1);
+    assert_eq!(
+        bench
+            .runtime
+            .block_on(catalog.redrive(Some("crm"), None))
+            .unwrap(),
+        1
+    );
     receiver.wait_for(Duration::from_secs(20), "all three accepted", |log| {
         log.accepted_counts().len() == 3
     });

@@ -1,85 +1,23 @@
-//! The outbox as the sinks see it: per sink, the records waiting, claimed, delivered or given up.
+//! The outbox as the sinks see it, in SQLite: per sink, the records waiting, claimed, delivered
+//! or given up.
 //!
 //! A sink's task claims a batch of due deliveries (in outbox order, never a record whose chat has
 //! an earlier one still waiting or out on another claim), tries them, and settles each: delivered,
 //! failed with the time of its next attempt (or dead-lettered), or released untried. A claim is a
 //! lease: rows a process claimed and never settled (it was killed) are claimable again once the
-//! lease lapses, so delivery is at least once. These calls are shaped to translate to a server
-//! catalog (a claim is `SELECT … FOR UPDATE SKIP LOCKED` + `UPDATE`, a settlement one
-//! transaction). Times are Unix milliseconds. Blocking, like every catalog call.
+//! lease lapses, so delivery is at least once. A claim is one IMMEDIATE transaction, so
+//! claimers (threads or processes sharing the file) take turns. Times are Unix milliseconds.
+//! Blocking.
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{Catalog, CatalogError};
+use super::Db;
+use crate::catalog::{now_ms, CatalogError, ClaimedDelivery, DeliveryRow, Settlement, SinkBacklog};
 use crate::records::MAX_RECORD_BYTES;
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// A delivery a sink's task has claimed.
-#[derive(Debug, Clone)]
-pub struct ClaimedDelivery {
-    pub seq: i64,
-    pub record_id: String,
-    /// The record's JSON, as committed.
-    pub body: String,
-    pub chat_id: Option<String>,
-    /// Attempts made before this one.
-    pub attempts: u32,
-    /// When the record entered this sink's line (its commit, or its last redrive).
-    pub queued_ms: i64,
-}
-
-/// How one claimed delivery ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Settlement {
-    Delivered {
-        seq: i64,
-    },
-    /// Not delivered: try again at `next_attempt_ms`, or never (`dead`).
-    Failed {
-        seq: i64,
-        error: String,
-        next_attempt_ms: i64,
-        dead: bool,
-    },
-    /// Not tried (an earlier record of its chat failed, or the sink paused): back in line as it was.
-    Released {
-        seq: i64,
-    },
-}
-
-/// A delivery still waiting (or dead-lettered), as `mediaspool deliveries` lists it.
-#[derive(Debug, Clone)]
-pub struct DeliveryRow {
-    pub sink: String,
-    pub record_id: String,
-    pub body: String,
-    pub chat_id: Option<String>,
-    pub attempts: u32,
-    pub next_attempt_ms: i64,
-    pub queued_ms: i64,
-    pub last_error: Option<String>,
-    pub dead_ms: Option<i64>,
-}
-
-/// What waits for one sink.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SinkBacklog {
-    pub waiting: u64,
-    pub dead: u64,
-    /// Set when the receiver answered 410 Gone: (when, why).
-    pub disabled: Option<(i64, String)>,
-}
 
 const WAITING: &str = "d.delivered_at IS NULL AND d.dead_ms IS NULL";
 
-impl Catalog {
-    /// Claims up to `limit` deliveries due for `sink` at `now`, oldest first, for `lease_ms`.
-    /// A record is left out while an earlier record of the same chat waits for a later attempt
-    /// or is claimed by someone else; records with no chat are not ordered.
+impl Db {
     pub fn claim_deliveries(
         &self,
         sink: &str,
@@ -127,7 +65,6 @@ impl Catalog {
         Ok(claimed)
     }
 
-    /// Extends every claim `owner` holds on `sink` to `until_ms` (a heartbeat while it delivers).
     pub fn renew_claims(&self, sink: &str, owner: &str, until_ms: i64) -> Result<(), CatalogError> {
         self.conn().execute(
             "UPDATE deliveries SET claimed_until_ms = ?3
@@ -137,7 +74,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records how claimed deliveries ended, all in one transaction, and lets go of their claims.
     pub fn settle_deliveries(&self, sink: &str, settled: &[Settlement]) -> Result<(), CatalogError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -170,8 +106,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Dead-letters every delivery to `sink` that entered its line before `queued_before_ms` and
-    /// is not out on a claim, with `error` as its last error. Returns how many.
     pub fn dead_letter_expired(
         &self,
         sink: &str,
@@ -220,9 +154,6 @@ impl Catalog {
         Ok(oversized.into_iter().map(|(_, id, bytes)| (id, bytes)).collect())
     }
 
-    /// The earliest time a delivery to `sink` may become due (its next attempt, or the end of a
-    /// claim on it), counting only the first waiting record of each chat; `None` when nothing
-    /// waits.
     pub fn next_delivery_due(&self, sink: &str) -> Result<Option<i64>, CatalogError> {
         Ok(self.conn().query_row(
             &format!(
@@ -238,7 +169,6 @@ impl Catalog {
         )?)
     }
 
-    /// Deliveries waiting (or, with `dead`, given up on), for one sink or all, oldest first.
     pub fn list_deliveries(
         &self,
         sink: Option<&str>,
@@ -270,7 +200,6 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many deliveries wait for and were given up on by `sink`, and whether it is disabled.
     pub fn sink_backlog(&self, sink: &str) -> Result<SinkBacklog, CatalogError> {
         let conn = self.conn();
         let (waiting, dead) = conn.query_row(
@@ -293,7 +222,6 @@ impl Catalog {
         })
     }
 
-    /// Stops all delivery to `sink` until a redrive (the receiver answered 410 Gone).
     pub fn disable_sink(&self, sink: &str, reason: &str) -> Result<(), CatalogError> {
         self.conn().execute(
             "INSERT INTO sinks (name, disabled_ms, disabled_reason) VALUES (?1, ?2, ?3)
@@ -315,8 +243,6 @@ impl Catalog {
             .is_some())
     }
 
-    /// Puts dead-lettered deliveries (of one sink or all, of one record or all) back in line,
-    /// due now with a fresh `give_up_after`, and re-enables the sink(s). Returns how many.
     pub fn redrive(&self, sink: Option<&str>, record_id: Option<&str>) -> Result<usize, CatalogError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -337,156 +263,5 @@ impl Catalog {
         )?;
         tx.commit()?;
         Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::JobVerdict;
-    use crate::records::{Event, Record, SourceInfo};
-
-    fn commit(c: &Catalog, name: &str, chat: Option<&str>) -> String {
-        let mut r = Record::new(
-            Event::Stored,
-            name,
-            None,
-            SourceInfo {
-                file_name: name.into(),
-                ..Default::default()
-            },
-        );
-        r.crm.chat_id = chat.map(str::to_string);
-        c.commit(name, name, &r, None, &JobVerdict::Done, &["s"]).unwrap();
-        r.record_id
-    }
-
-    fn names(claimed: &[ClaimedDelivery]) -> Vec<i64> {
-        claimed.iter().map(|c| c.seq).collect()
-    }
-
-    #[test]
-    fn a_later_record_of_a_chat_waits_for_the_earlier_one_and_other_chats_go_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
-        commit(&c, "a1", Some("a"));
-        commit(&c, "b1", Some("b"));
-        commit(&c, "a2", Some("a"));
-        commit(&c, "x", None);
-        let now = now_ms();
-        let batch = c.claim_deliveries("s", "me", now, 10, 1000).unwrap();
-        assert_eq!(names(&batch), [1, 2, 3, 4], "all due, in order");
-        assert!(
-            c.claim_deliveries("s", "other", now, 10, 1000)
-                .unwrap()
-                .is_empty(),
-            "claimed"
-        );
-        // a1 fails: a2 is released untried and must wait; b1 and x are delivered.
-        c.settle_deliveries(
-            "s",
-            &[
-                Settlement::Failed {
-                    seq: 1,
-                    error: "HTTP 500".into(),
-                    next_attempt_ms: now + 60_000,
-                    dead: false,
-                },
-                Settlement::Delivered { seq: 2 },
-                Settlement::Released { seq: 3 },
-                Settlement::Delivered { seq: 4 },
-            ],
-        )
-        .unwrap();
-        commit(&c, "b2", Some("b"));
-        assert_eq!(
-            names(&c.claim_deliveries("s", "me", now, 10, 1000).unwrap()),
-            [5],
-            "a2 waits for a1"
-        );
-        c.settle_deliveries("s", &[Settlement::Delivered { seq: 5 }])
-            .unwrap();
-        assert_eq!(
-            c.next_delivery_due("s").unwrap(),
-            Some(now + 60_000),
-            "a2 is behind a1"
-        );
-        // Once a1 is due, a1 and a2 come in order.
-        let later = c.claim_deliveries("s", "me", now + 60_000, 10, 1000).unwrap();
-        assert_eq!(names(&later), [1, 3]);
-        assert_eq!(later[0].attempts, 1);
-    }
-
-    #[test]
-    fn a_lapsed_claim_is_taken_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
-        commit(&c, "a1", Some("a"));
-        commit(&c, "a2", Some("a"));
-        let now = now_ms();
-        assert_eq!(c.claim_deliveries("s", "dead", now, 1, 5000).unwrap().len(), 1);
-        assert!(
-            c.claim_deliveries("s", "me", now + 1000, 10, 5000)
-                .unwrap()
-                .is_empty(),
-            "a2 waits behind the claim on a1"
-        );
-        c.renew_claims("s", "dead", now + 10_000).unwrap();
-        assert!(
-            c.claim_deliveries("s", "me", now + 6000, 10, 5000)
-                .unwrap()
-                .is_empty(),
-            "renewed"
-        );
-        assert_eq!(
-            names(&c.claim_deliveries("s", "me", now + 10_000, 10, 5000).unwrap()),
-            [1, 2]
-        );
-    }
-
-    #[test]
-    fn dead_letters_are_listed_and_redriven() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open_path(&dir.path().join("c.db")).unwrap();
-        let id = commit(&c, "a1", Some("a"));
-        commit(&c, "b1", Some("b"));
-        let now = now_ms();
-        c.claim_deliveries("s", "me", now, 1, 1000).unwrap();
-        c.settle_deliveries(
-            "s",
-            &[Settlement::Failed {
-                seq: 1,
-                error: "HTTP 422: no such contact".into(),
-                next_attempt_ms: now,
-                dead: true,
-            }],
-        )
-        .unwrap();
-        let dead = c.list_deliveries(Some("s"), true, 10).unwrap();
-        assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].record_id, id);
-        assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 422: no such contact"));
-        assert_eq!(c.list_deliveries(None, false, 10).unwrap().len(), 1, "b1 waits");
-        assert_eq!(
-            c.sink_backlog("s").unwrap(),
-            SinkBacklog {
-                waiting: 1,
-                dead: 1,
-                disabled: None
-            }
-        );
-        // b1 expires unclaimed.
-        assert_eq!(
-            c.dead_letter_expired("s", now_ms() + 1, "receiver down").unwrap(),
-            1
-        );
-        c.disable_sink("s", "410 Gone").unwrap();
-        assert!(c.sink_disabled("s").unwrap());
-        assert_eq!(c.redrive(Some("s"), Some(&id)).unwrap(), 1);
-        assert!(!c.sink_disabled("s").unwrap());
-        let back = c.claim_deliveries("s", "me", now_ms(), 10, 1000).unwrap();
-        assert_eq!(names(&back), [1]);
-        assert_eq!(back[0].attempts, 0);
-        assert_eq!(c.redrive(None, None).unwrap(), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! The catalog's tables, created or upgraded at open.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS media (
@@ -75,22 +75,38 @@ CREATE TABLE IF NOT EXISTS sinks (
 );
 ";
 
-pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// Content leases: who works on which bytes, until when (Unix milliseconds); records by time,
+/// newest first for the status page.
+const SCHEMA_V3: &str = "
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (processed_at);
+CREATE TABLE IF NOT EXISTS leases (
+    key      TEXT PRIMARY KEY,   -- the content hash
+    owner    TEXT NOT NULL,      -- the daemon holding it
+    until_ms INTEGER NOT NULL    -- it lapses then unless renewed
+);
+CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (owner);
+";
+
+/// Brings the schema to [`VERSION`]; daemons opening the file together take turns (the write
+/// lock is taken before the version is read).
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 1 {
-        conn.execute_batch(SCHEMA_V1)?;
+        tx.execute_batch(SCHEMA_V1)?;
     }
     if version < 2 {
-        let tx = conn.unchecked_transaction()?;
         tx.execute_batch(SCHEMA_V2)?;
         tx.execute(
             "UPDATE deliveries SET queued_ms = ?1",
             [time::OffsetDateTime::now_utc().unix_timestamp() * 1000],
         )?;
-        tx.commit()?;
+    }
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3)?;
     }
     if version < VERSION {
-        conn.pragma_update(None, "user_version", VERSION)?;
+        tx.pragma_update(None, "user_version", VERSION)?;
     }
-    Ok(())
+    tx.commit()
 }
