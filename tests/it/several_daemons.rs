@@ -16,6 +16,9 @@ use crate::spool_support::{referenced_keys, tone_wav, Daemon};
 use crate::store_support::{Bucket, S3Server, AWS_ENV};
 
 const LONG: Duration = Duration::from_secs(180);
+/// Short, so that a killed daemon's lease lapses quickly; long enough that heartbeats (every
+/// third of it) keep it on a loaded machine.
+const LEASE: &str = "10s";
 
 /// A daemon's configuration beside `catalog`, storing into the shared `bucket`.
 fn daemon(catalog: &str, bucket: &Bucket, spool_extra: &str) -> Daemon {
@@ -27,7 +30,8 @@ fn daemon(catalog: &str, bucket: &Bucket, spool_extra: &str) -> Daemon {
     let mut d = Daemon::new(
         &format!("{jobs}{spool_extra}"),
         &format!(
-            "[catalog]\nurl = \"{catalog}\"\nlease = \"3s\"\n{}",
+            "[catalog]\nurl = \"{catalog}\"\nlease = \"{}\"\n{}",
+            LEASE,
             bucket.config("")
         ),
     );
@@ -132,7 +136,20 @@ fn same_files_into_every_spool_are_stored_once(n: usize) {
     assert_eq!(by_hash.len(), files.len());
     for copies in by_hash.values() {
         let stored: Vec<&&Value> = copies.iter().filter(|r| r["event"] == "media.stored").collect();
-        assert_eq!(stored.len(), 1, "one transcode of each file: {copies:#?}");
+        assert_eq!(
+            stored.len(),
+            1,
+            "one transcode of each file: {copies:#?}\nwarnings: {:?}",
+            daemons
+                .iter()
+                .flat_map(|d| d
+                    .log()
+                    .lines()
+                    .filter(|l| l.contains("WARN"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        );
         for dup in copies.iter().filter(|r| r["event"] != "media.stored") {
             assert_eq!(dup["event"], "media.duplicate");
             assert_eq!(dup["duplicate_of"], stored[0]["record_id"]);
