@@ -121,6 +121,9 @@ fn load(cli: &Cli) -> Result<(Config, ProfileSet), String> {
     let (config, mut problems) = Config::read(cli.config.as_deref()).map_err(|e| e.to_string())?;
     redact::register_secret(&config.store.access_key);
     redact::register_secret(&config.http.token);
+    for password in crate::catalog::postgres::url_passwords(&config.catalog.url) {
+        redact::register_secret(&password);
+    }
     for key in config.http.card_secret.split_whitespace() {
         redact::register_secret(key);
     }

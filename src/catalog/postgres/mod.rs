@@ -202,6 +202,38 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, CatalogEr
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// The password `url` carries (in its user part or as `?password=`), as written and as the
+/// server gets it (percent-decoded), so that no log line shows it; none for a URL without one
+/// or one that is not `postgres://`.
+pub fn url_passwords(url: &str) -> Vec<String> {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return Vec::new();
+    };
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let in_user_part = authority
+        .rsplit_once('@')
+        .and_then(|(user_info, _)| user_info.split_once(':'))
+        .map(|(_, password)| password);
+    let in_query = query.split('&').find_map(|pair| pair.strip_prefix("password="));
+    let decoded = url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| c.get_password().map(|p| String::from_utf8_lossy(p).into_owned()));
+    let mut passwords: Vec<String> = in_user_part
+        .into_iter()
+        .chain(in_query)
+        .map(str::to_string)
+        .collect();
+    passwords.extend(decoded);
+    passwords.retain(|p| !p.is_empty());
+    passwords.dedup();
+    passwords
+}
+
 /// `postgres://user@host:port/db`, never the password.
 fn shown_url(config: &tokio_postgres::Config) -> String {
     use tokio_postgres::config::Host;
@@ -629,5 +661,30 @@ impl Catalog for PgCatalog {
 
     async fn redrive(&self, sink: Option<&str>, record_id: Option<&str>) -> Result<usize, CatalogError> {
         self.redrive_dead(sink, record_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_password_is_found_as_written_and_decoded() {
+        assert_eq!(
+            url_passwords("postgres://media:s3cret%40pw@db.example:5432/media"),
+            ["s3cret%40pw", "s3cret@pw"]
+        );
+        assert_eq!(
+            url_passwords("postgresql://media@db.example/media?password=plain-secret&sslmode=require"),
+            ["plain-secret"]
+        );
+        assert!(url_passwords("postgres://media@db.example/media").is_empty());
+        assert!(url_passwords("sqlite://mediaspool.db").is_empty());
+    }
+
+    #[test]
+    fn a_shown_url_has_no_password() {
+        let config = connection_config("postgres://media:s3cret-pw@db.example:5433/media").unwrap();
+        assert_eq!(shown_url(&config), "postgres://media@db.example:5433/media");
     }
 }
