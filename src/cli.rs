@@ -79,6 +79,30 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
     },
+    /// Apply retention now: delete the media, thumbnails, originals and records of every
+    /// message whose retention has run out, and emit a media.deleted record for each (the
+    /// daemon also does this every policy.purge_interval).
+    #[command(after_help = examples::PURGE)]
+    Purge {
+        /// List what would go (one JSON object per message, then the objects), delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Erase every object and catalog row of one customer or one chat, and its files in
+    /// done/ and failed/; print a summary to keep (JSON on stdout). Exit 1 if anything could
+    /// not be deleted.
+    #[command(after_help = examples::FORGET)]
+    Forget {
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "chat",
+            conflicts_with = "chat"
+        )]
+        customer: Option<String>,
+        #[arg(long, value_name = "ID")]
+        chat: Option<String>,
+    },
     /// Validate configuration and profiles, and reach the store and sinks (each HTTP sink's
     /// request is rendered for a sample record of every event).
     #[command(after_help = examples::CHECK)]
@@ -200,6 +224,17 @@ Examples:
 Examples:
   mediaspool query --customer c-42 --kind audio
   mediaspool query --tag product-issue --since 2026-11-01 --until 2026-11-30";
+
+    pub const PURGE: &str = "\
+Examples:
+  mediaspool purge --dry-run | jq -r .record_id
+  MEDIASPOOL_NOW=2027-06-01 mediaspool purge --dry-run   # what will have gone by then
+  mediaspool purge";
+
+    pub const FORGET: &str = "\
+Examples:
+  mediaspool forget --customer c-42 > erasure-c-42.json
+  mediaspool forget --chat 'wa:+34600000000'";
 
     pub const CHECK: &str = "\
 Examples:

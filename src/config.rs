@@ -294,7 +294,13 @@ fn template_json_out<S: serde::Serializer>(v: &Option<serde_json::Value>, s: S) 
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     pub require_consent: bool,
+    /// Days a message's media and record are kept; 0 keeps them forever.
     pub retention_days: u32,
+    /// Days by tag, overriding `retention_days` and a profile's own (see `privacy::retention`).
+    pub retention_tags: BTreeMap<String, u32>,
+    /// How often the daemon applies retention.
+    #[serde(with = "humantime_serde")]
+    pub purge_interval: Duration,
     pub max_input_bytes: ByteSize,
 }
 
@@ -303,6 +309,8 @@ impl Default for PolicyConfig {
         PolicyConfig {
             require_consent: false,
             retention_days: 0,
+            retention_tags: BTreeMap::new(),
+            purge_interval: Duration::from_secs(3600),
             max_input_bytes: ByteSize::gb(2),
         }
     }
@@ -523,6 +531,14 @@ impl Config {
                 "policy.retention_days = {}: at most 36500",
                 self.policy.retention_days
             ));
+        }
+        for (tag, days) in &self.policy.retention_tags {
+            if *days > crate::ingest::manifest::MAX_RETENTION_DAYS {
+                problems.push(format!("policy.retention_tags.{tag} = {days}: at most 36500"));
+            }
+        }
+        if self.policy.purge_interval < Duration::from_secs(1) {
+            problems.push("policy.purge_interval: at least 1s".into());
         }
         if !(MIN_MANIFEST_BYTES..=MAX_MANIFEST_BYTES).contains(&self.spool.max_manifest_bytes.as_u64()) {
             problems.push(format!(

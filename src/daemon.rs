@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::catalog::{Commit, JobVerdict};
 use crate::config::Config;
@@ -28,6 +28,7 @@ use crate::ingest::spool::{new_job_id, JOB_SEPARATOR};
 use crate::ingest::watch::{self as watcher, WatchSettings};
 use crate::ingest::{Claim, Claimed, Spool, Went};
 use crate::pipeline::{self, Ctx, JobError, JobInput, ManifestSource};
+use crate::privacy::retention;
 use crate::profile::ProfileSet;
 use crate::records::{Event, Record, SourceInfo};
 use crate::telemetry::{self, RunLog};
@@ -122,6 +123,8 @@ struct Daemon {
     /// The `[http]` server, if configured: it stops with delivery, so health and metrics
     /// stay visible while jobs end.
     http: Option<crate::http::Server>,
+    /// Retention, applied at start and every `policy.purge_interval`; stops with intake.
+    purging: JoinHandle<()>,
 }
 
 /// A job waiting for a slot: a name still in `incoming/`, or one already in `work/`.
@@ -171,6 +174,10 @@ impl Daemon {
             .await
             .map_err(|e| DaemonError::Setup(format!("http.listen {}: {e}", ctx.config.http.listen)))?;
         let (stop_intake, intake_stopped) = watch::channel(false);
+        let purging = tokio::spawn(retention::run_periodically(
+            Arc::clone(&ctx),
+            intake_stopped.clone(),
+        ));
         let names = watcher::start(&spool, settings, intake_stopped)
             .map_err(|e| DaemonError::Setup(format!("watch: {e}")))?;
         let resumed = spool.in_work().map_err(spool_err)?;
@@ -199,6 +206,7 @@ impl Daemon {
             stop_delivery,
             delivering,
             http,
+            purging,
         })
     }
 
@@ -273,6 +281,8 @@ impl Daemon {
             self.put_back_unfinished().await;
         }
         self.jobs.ctx.workers.shutdown().await;
+        // A purge under way finishes, so its media.deleted records are delivered below.
+        let _ = (&mut self.purging).await;
         let _ = self.stop_delivery.send(true);
         while self.delivering.join_next().await.is_some() {}
         if let Some(server) = self.http {

@@ -17,7 +17,7 @@
 //! - [`delivery`]: the outbox to the sinks (NDJSON file, stdout), one task per sink, retries,
 //!   dead letters, order per chat.
 //! - [`pipeline`]: one job, from input file to committed record.
-//! - [`privacy`]: redaction of log lines.
+//! - [`privacy`]: retention and `purge`, erasure (`forget`), redaction of log lines.
 //! - [`daemon`]: `watch`: intake, concurrency, shutdown; [`telemetry`]: its start, per-job
 //!   and stop lines.
 //! - [`metrics`]: what is counted and timed, and the jobs in flight; [`http`]: `[http]

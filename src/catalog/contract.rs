@@ -3,7 +3,8 @@
 //! first broken promise.
 
 use super::{
-    now_ms, Catalog, ClaimedDelivery, Commit, JobVerdict, QueryFilter, Settlement, SinkBacklog, StoredMedia,
+    now_ms, Catalog, ClaimedDelivery, Commit, Erased, Erasure, JobVerdict, QueryFilter, Settlement,
+    SinkBacklog, StoredMedia, Subject,
 };
 use crate::failure::{ErrorCode, Failure};
 use crate::hash::ContentHash;
@@ -24,6 +25,7 @@ where
     a_lapsed_claim_is_taken_again(&*fresh().await).await;
     dead_letters_are_listed_and_redriven(&*fresh().await).await;
     the_last_records_come_newest_first(&*fresh().await).await;
+    expired_and_forgotten_messages_go_with_their_rows_and_bytes_stay_while_shared(&*fresh().await).await;
 }
 
 fn record(event: Event, name: &str, at: &str) -> Record {
@@ -433,4 +435,148 @@ pub async fn the_last_records_come_newest_first(c: &dyn Catalog) {
     assert_eq!(c.sink_backlog("stdout").await.unwrap(), backlog(1, 0));
     assert_eq!(c.sink_backlog("crm").await.unwrap(), backlog(0, 0));
     c.ping().await.unwrap();
+}
+
+/// What retention and erasure rely on: expired messages listed in pages, a customer's or a
+/// chat's messages, renditions no other message needs (a rejected one does not count), and an
+/// erasure that removes the rows and queues its notices once.
+pub async fn expired_and_forgotten_messages_go_with_their_rows_and_bytes_stay_while_shared(c: &dyn Catalog) {
+    let shared = format!("blake3:{}", "ab".repeat(32));
+    let mut committed = Vec::new();
+    // (name, customer, chat, event, retention_until): a and b share bytes; r was rejected.
+    for (name, customer, until) in [
+        ("a", "c1", Some("2026-01-01T00:00:00Z")),
+        ("b", "c2", Some("2027-01-01T00:00:00Z")),
+        ("k", "c2", None),
+    ] {
+        let mut r = record(Event::Stored, name, "2025-12-01T00:00:00Z");
+        r.media = Some(audio(100));
+        r.crm.customer_id = Some(customer.into());
+        r.crm.chat_id = Some(format!("chat-{customer}"));
+        r.crm.message_id = Some(format!("m-{name}"));
+        r.retention_until = until.map(str::to_string);
+        if name == "k" {
+            r.content_hash = Some(format!("blake3:{}", "cd".repeat(32)));
+        }
+        let stored = StoredMedia::from_record(&r).unwrap();
+        c.commit(&Commit {
+            job_id: name,
+            message_key: name,
+            record: &r,
+            new_media: Some(("voice-v1", "audio", &stored)),
+            verdict: &JobVerdict::Done,
+            sinks: &["ndjson"],
+        })
+        .await
+        .unwrap();
+        committed.push(r);
+    }
+    let mut rejected = record(Event::Rejected, "r", "2025-12-01T00:00:00Z");
+    rejected.crm.customer_id = Some("c1".into());
+    rejected.retention_until = Some("2026-01-01T00:00:00Z".into());
+    let verdict = JobVerdict::Failed(Failure::new(ErrorCode::TIMEOUT, "slow"));
+    commit(c, "r", "r", &rejected, &verdict, &["ndjson"]).await;
+    let [a, b, _k] = &committed[..] else {
+        unreachable!()
+    };
+    let ids = |rows: &[super::MessageRow]| rows.iter().map(|r| r.record_id.clone()).collect::<Vec<_>>();
+    let mut due = vec![a.record_id.clone(), rejected.record_id.clone()];
+    due.sort();
+
+    // Expired at a time, in pages by record id.
+    let expired = c.expired("2026-06-01T00:00:00Z", "", 10).await.unwrap();
+    assert_eq!(ids(&expired), due);
+    let first = c.expired("2026-06-01T00:00:00Z", "", 1).await.unwrap();
+    let rest = c
+        .expired("2026-06-01T00:00:00Z", &first[0].record_id, 10)
+        .await
+        .unwrap();
+    assert_eq!([ids(&first), ids(&rest)].concat(), due, "pages");
+    assert!(c
+        .expired("2025-12-31T23:59:59Z", "", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let row_a = expired.iter().find(|r| r.record_id == a.record_id).unwrap();
+    assert_eq!(row_a.crm.message_id.as_deref(), Some("m-a"), "the record's crm");
+    assert_eq!(row_a.crm.customer_id.as_deref(), Some("c1"));
+    assert_eq!(row_a.retention_until.as_deref(), Some("2026-01-01T00:00:00Z"));
+
+    // A customer's and a chat's messages.
+    assert_eq!(
+        ids(&c.messages_of(&Subject::Customer("c1".into())).await.unwrap()),
+        due
+    );
+    let chat = c.messages_of(&Subject::Chat("chat-c2".into())).await.unwrap();
+    assert_eq!(chat.len(), 2);
+    assert!(c
+        .messages_of(&Subject::Customer("nobody".into()))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Bytes b still needs stay; once b goes too, its rendition is unneeded. The rejected
+    // message's bytes were never stored.
+    let a_and_r = vec![a.record_id.clone(), rejected.record_id.clone()];
+    assert!(c.unneeded_media(&a_and_r).await.unwrap().is_empty());
+    let both = vec![a.record_id.clone(), b.record_id.clone()];
+    let unneeded = c.unneeded_media(&both).await.unwrap();
+    assert_eq!(unneeded.len(), 1);
+    assert_eq!(unneeded[0].content_hash, shared);
+    assert_eq!(unneeded[0].keys(), vec!["x.mp3".to_string()]);
+
+    // Erasing a (and the rejection): its rows go, the shared rendition stays, one notice each.
+    let notice = |of: &Record| {
+        let mut n = record(
+            Event::Deleted,
+            &format!("deleted-{}", of.record_id),
+            "2026-06-01T00:00:00Z",
+        );
+        n.deleted = Some(crate::records::Deletion {
+            record_id: of.record_id.clone(),
+            reason: crate::records::DeletionReason::Retention,
+            keys: Vec::new(),
+        });
+        (n, vec!["ndjson".to_string()])
+    };
+    let erasure = Erasure {
+        record_ids: a_and_r.clone(),
+        media: vec![(shared.clone(), "voice-v1".into())],
+        notices: vec![notice(a), notice(&rejected)],
+    };
+    let erased = c.erase(&erasure).await.unwrap();
+    assert_eq!(
+        erased,
+        Erased {
+            messages: 2,
+            outbox_rows: 2,
+            media_rows: 0
+        }
+    );
+    assert!(c.record(&a.record_id).await.unwrap().is_none());
+    assert_eq!(c.finished_job("a").await.unwrap(), None, "its job row went");
+    assert_eq!(
+        c.media_for(&shared).await.unwrap().len(),
+        1,
+        "b still refers to the bytes"
+    );
+    let waiting = c.list_deliveries(Some("ndjson"), false, 10).await.unwrap();
+    let waiting: Vec<&str> = waiting.iter().map(|d| d.record_id.as_str()).collect();
+    assert_eq!(waiting.len(), 4, "b, k and the two notices: {waiting:?}");
+    assert!(!waiting.contains(&a.record_id.as_str()));
+    // Again: nothing left to remove, nothing announced twice.
+    assert_eq!(c.erase(&erasure).await.unwrap(), Erased::default());
+    assert_eq!(c.sink_backlog("ndjson").await.unwrap().waiting, 4);
+
+    // b goes with its rendition.
+    let erased = c
+        .erase(&Erasure {
+            record_ids: vec![b.record_id.clone()],
+            media: vec![(shared.clone(), "voice-v1".into())],
+            notices: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!((erased.messages, erased.media_rows), (1, 1));
+    assert!(c.media_for(&shared).await.unwrap().is_empty());
 }

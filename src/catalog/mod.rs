@@ -20,6 +20,7 @@
 //! `work/` and is tried again) or not.
 
 pub mod contract;
+mod erasure;
 pub mod postgres;
 pub mod sqlite;
 
@@ -31,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use crate::failure::{ErrorCode, Failure};
 use crate::records::{MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo};
 use crate::store::ObjectRef;
+
+pub use erasure::{Erased, Erasure, MessageRow, Subject, UnneededMedia};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -335,6 +338,24 @@ pub trait Catalog: Send + Sync {
     /// due now with a fresh `give_up_after`, and re-enables the sink(s); a record over
     /// [`MAX_RECORD_BYTES`](crate::records::MAX_RECORD_BYTES) stays dead. Returns how many.
     async fn redrive(&self, sink: Option<&str>, record_id: Option<&str>) -> Result<usize, CatalogError>;
+
+    // --- retention and erasure ---
+
+    /// Messages whose `retention_until` is at or before `now` (RFC 3339, UTC, whole seconds),
+    /// by record id after `after`, at most `limit`.
+    async fn expired(&self, now: &str, after: &str, limit: usize) -> Result<Vec<MessageRow>, CatalogError>;
+
+    /// Every message of one customer or chat, by record id.
+    async fn messages_of(&self, subject: &Subject) -> Result<Vec<MessageRow>, CatalogError>;
+
+    /// Renditions of the bytes of these messages that no other message (but a rejected one)
+    /// refers to: what leaves the store when they go.
+    async fn unneeded_media(&self, record_ids: &[String]) -> Result<Vec<UnneededMedia>, CatalogError>;
+
+    /// Removes the rows of an erasure (the messages, their jobs, outbox rows and deliveries,
+    /// and the renditions no message refers to any more) and queues its notices for their
+    /// sinks, all or nothing.
+    async fn erase(&self, erasure: &Erasure) -> Result<Erased, CatalogError>;
 }
 
 /// How long a PostgreSQL catalog that cannot be reached at open is waited for.

@@ -5,17 +5,22 @@ mod bench;
 mod check;
 mod completions;
 mod deliveries;
+mod forget;
 mod link;
 mod man;
 mod probe;
 mod process;
+mod purge;
 mod query;
 mod watch;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use crate::catalog::Catalog;
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
+use crate::delivery::Sinks;
 use crate::privacy::redact;
 use crate::profile::ProfileSet;
 
@@ -49,6 +54,15 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         (Command::Watch, Ok((config, profiles))) => watch::run(config, profiles),
         (Command::Link { target }, Ok((config, _))) => link::run(&config, target),
+        (Command::Purge { dry_run }, Ok((config, profiles))) => purge::run(config, profiles, *dry_run),
+        (Command::Forget { customer, chat }, Ok((config, profiles))) => {
+            let subject = match (customer, chat) {
+                (Some(id), _) => crate::catalog::Subject::Customer(id.clone()),
+                (None, Some(id)) => crate::catalog::Subject::Chat(id.clone()),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            forget::run(config, profiles, &subject)
+        }
         (
             Command::Query {
                 customer,
@@ -114,6 +128,38 @@ async fn open_catalog(config: &Config) -> Option<std::sync::Arc<dyn crate::catal
             None
         }
     }
+}
+
+/// The job context and sinks of a command that works on the catalog and store as the daemon
+/// does (`purge`, `forget`).
+async fn open_context(config: Config, profiles: ProfileSet) -> Result<(crate::pipeline::Ctx, Sinks), String> {
+    let sinks = crate::daemon::sinks(&config).map_err(|e| e.to_string())?;
+    let ctx = crate::daemon::context(config, profiles, std::env::temp_dir())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((ctx, sinks))
+}
+
+/// How long a command's records may take to reach the sinks before it exits (those not
+/// delivered wait in the outbox for the daemon).
+const DELIVERY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Names on stderr each sink with records still waiting; how many wait in all.
+async fn report_backlog(sinks: &Sinks, catalog: &Arc<dyn Catalog>) -> u64 {
+    let mut waiting = 0;
+    for sink in sinks.names() {
+        let backlog = { catalog.sink_backlog(sink).await };
+        if let Ok(b) = backlog {
+            if b.waiting > 0 {
+                eprintln!(
+                    "mediaspool: {} record(s) wait for delivery to {sink}; `mediaspool watch` delivers them",
+                    b.waiting
+                );
+                waiting += b.waiting;
+            }
+        }
+    }
+    waiting
 }
 
 /// Configuration and profiles, loaded and validated; every problem in one message.

@@ -14,17 +14,13 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 
-use super::{EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE};
+use super::{DELIVERY_WITHIN, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE};
 use crate::catalog::JobVerdict;
 use crate::config::Config;
 use crate::ingest::spool::{new_job_id, MANIFEST_SUFFIX};
 use crate::pipeline::{self, JobInput, ManifestSource};
 use crate::profile::ProfileSet;
 use crate::records::{Record, Tally};
-
-/// How long the records of a run may take to reach the sinks before `process` exits (those not
-/// delivered wait in the outbox for the daemon).
-const DELIVERY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What `process` prints besides the rejections.
 #[derive(Debug, Clone, Copy)]
@@ -147,16 +143,7 @@ async fn process(config: Config, profiles: ProfileSet, files: &[PathBuf], report
         let took = started.elapsed().as_secs_f64();
         eprintln!("mediaspool: {} file{s} in {took:.2} s: {tally}", tally.jobs());
     }
-    for sink in sinks.names() {
-        if let Ok(b) = ctx.catalog.sink_backlog(sink).await {
-            if b.waiting > 0 {
-                eprintln!(
-                    "mediaspool: {} record(s) wait for delivery to {sink}; `mediaspool watch` delivers them",
-                    b.waiting
-                );
-            }
-        }
-    }
+    super::report_backlog(&sinks, &ctx.catalog).await;
     if failed > 0 {
         EXIT_SOME_FAILED
     } else {

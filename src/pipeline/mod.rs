@@ -24,6 +24,7 @@ use crate::hash::{hash_file, ContentHash};
 use crate::ingest::manifest::Manifest;
 use crate::media::Probe;
 use crate::metrics::{self, Outcome};
+use crate::privacy::{clock, retention};
 use crate::profile::{MediaKind, ProfileSet};
 use crate::records::{Crm, Event, Record, SourceInfo};
 use crate::store::{Store, StoreError};
@@ -289,6 +290,7 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
     if !facts.repeat && record.media.is_some() && record.event != Event::Rejected {
         record.card_url = ctx.card_links.card_url(&record.record_id);
     }
+    record.retention_until = retention_until(ctx, &facts, &record);
     let key = message_key(&facts);
     facts.job.stage(metrics::Stage::catalog);
     ctx.catalog
@@ -327,6 +329,25 @@ pub async fn run(ctx: &Arc<Ctx>, mut input: JobInput) -> Result<JobResult, JobEr
         record: Some(record),
         verdict,
     })
+}
+
+/// When the message's media and record expire (see `privacy::retention`); the profile's
+/// days are those of the profile its media was made with.
+fn retention_until(ctx: &Ctx, facts: &Facts, record: &Record) -> Option<String> {
+    let profile_days = record
+        .media
+        .as_ref()
+        .and_then(|m| m.profile.as_deref())
+        .and_then(|name| ctx.profiles.get(name))
+        .and_then(|p| p.settings.retention_days);
+    let manifest = facts.manifest.as_ref();
+    let days = retention::days(
+        &ctx.config.policy,
+        manifest.and_then(|m| m.retention_days),
+        manifest.map_or(&[][..], |m| &m.tags),
+        profile_days,
+    );
+    retention::until(days, clock::now())
 }
 
 /// A new rendition to catalogue: (profile id, kind, what records say about it).

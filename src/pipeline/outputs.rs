@@ -44,7 +44,6 @@ pub(super) async fn store_rendition(
     });
     record.thumbnail = thumbnail;
     record.original = original;
-    record.retention_until = retention_until(ctx, facts, profile.settings.retention_days);
     attach_links(ctx, &mut record).await?;
     let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
@@ -237,7 +236,6 @@ pub(super) async fn store_as_is(
         key: object.key.clone(),
     });
     record.original = Some(object);
-    record.retention_until = retention_until(ctx, facts, None);
     attach_links(ctx, &mut record).await?;
     let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
@@ -245,19 +243,4 @@ pub(super) async fn store_as_is(
         JobVerdict::Done,
         Some((AS_IS.to_string(), MediaKind::Other.as_str().to_string(), stored)),
     ))
-}
-
-/// Retention: the manifest's, else the profile's, else the policy's; none when 0.
-fn retention_until(ctx: &Ctx, facts: &Facts, profile_days: Option<u32>) -> Option<String> {
-    let days = facts
-        .manifest
-        .as_ref()
-        .and_then(|m| m.retention_days)
-        .or(profile_days)
-        .unwrap_or(ctx.config.policy.retention_days);
-    if days == 0 {
-        return None;
-    }
-    let until = time::OffsetDateTime::now_utc().checked_add(time::Duration::days(i64::from(days)))?;
-    until.format(&time::format_description::well_known::Rfc3339).ok()
 }

@@ -8,7 +8,7 @@ mod record;
 mod tally;
 
 pub use record::{
-    now_rfc3339, Crm, Event, MediaInfo, Record, RecordTooLarge, SourceInfo, ThumbnailInfo, MAX_RECORD_BYTES,
-    SCHEMA,
+    now_rfc3339, Crm, Deletion, DeletionReason, Event, MediaInfo, Record, RecordTooLarge, SourceInfo,
+    ThumbnailInfo, MAX_RECORD_BYTES, SCHEMA,
 };
 pub use tally::Tally;

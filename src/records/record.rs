@@ -79,6 +79,38 @@ pub struct Record {
     pub extra: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// `media.deleted` only: which record's message went, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deletion>,
+}
+
+/// What a `media.deleted` record says went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// The record of the message whose media and record were deleted.
+    pub record_id: String,
+    pub reason: DeletionReason,
+    /// Objects deleted from the store with it (none when its bytes are still another
+    /// message's).
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletionReason {
+    /// Its retention ran out (`mediaspool purge`, or the daemon's periodic purge).
+    Retention,
+    /// `mediaspool forget`.
+    Erasure,
+}
+
+impl DeletionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionReason::Retention => "retention",
+            DeletionReason::Erasure => "erasure",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -157,6 +189,7 @@ impl Record {
             retention_until: None,
             extra: serde_json::Value::Object(Default::default()),
             error: None,
+            deleted: None,
         }
     }
 }

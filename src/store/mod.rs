@@ -41,6 +41,9 @@ pub struct ObjectRef {
 /// changes.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+/// Deletes in flight at once when a store has no batch call (and batches in flight when it has).
+pub const DELETE_CONCURRENCY: usize = 16;
+
 /// Which storage class applies to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectClass {
@@ -162,6 +165,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Removes the object; a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Removes many objects (missing ones are not errors); the keys that could not be removed,
+    /// each with why. Stores with a batch call (S3's DeleteObjects) use it; others delete
+    /// [`DELETE_CONCURRENCY`] keys at a time.
+    async fn delete_many(&self, keys: &[String]) -> Vec<(String, StoreError)> {
+        use futures::StreamExt;
+        // The futures are made before the first await: a closure held across it would not be
+        // `Send` for every lifetime, as `async_trait` requires.
+        let deletes: Vec<futures::future::BoxFuture<'_, Option<(String, StoreError)>>> = keys
+            .iter()
+            .map(|key| Box::pin(async move { self.delete(key).await.err().map(|e| (key.clone(), e)) }) as _)
+            .collect();
+        let mut deletes = futures::stream::iter(deletes).buffer_unordered(DELETE_CONCURRENCY);
+        let mut failed = Vec::new();
+        while let Some(result) = deletes.next().await {
+            failed.extend(result);
+        }
+        failed
+    }
 
     /// A link to the object: public (a base URL or a file) or presigned for `store.presign_ttl`.
     async fn link(&self, key: &str) -> Result<Link, StoreError>;

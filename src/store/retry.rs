@@ -107,6 +107,21 @@ impl Store for Patient {
         self.patiently("delete", key, || self.inner.delete(key)).await
     }
 
+    /// The batch once, then each key that failed transiently with patience on its own.
+    async fn delete_many(&self, keys: &[String]) -> Vec<(String, StoreError)> {
+        let mut failed = Vec::new();
+        for (key, e) in self.inner.delete_many(keys).await {
+            if e.is_transient() {
+                if let Err(e) = self.delete(&key).await {
+                    failed.push((key, e));
+                }
+            } else {
+                failed.push((key, e));
+            }
+        }
+        failed
+    }
+
     async fn link(&self, key: &str) -> Result<Link, StoreError> {
         self.patiently("link", key, || self.inner.link(key)).await
     }

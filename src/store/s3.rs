@@ -17,13 +17,18 @@ use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, Re
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption, StorageClass,
+};
 use aws_sdk_s3::Client;
 use futures::{StreamExt, TryStreamExt};
 
 use super::settings::{Checksum, StoreConfig};
-use super::{Link, ObjectInfo, Put, PutRequest, Store, StoreError, IMMUTABLE};
+use super::{Link, ObjectInfo, Put, PutRequest, Store, StoreError, DELETE_CONCURRENCY, IMMUTABLE};
 use crate::failure::ErrorCode;
+
+/// Keys in one DeleteObjects request: S3's limit.
+const DELETE_BATCH: usize = 1000;
 
 #[derive(Debug)]
 pub struct S3Store {
@@ -71,6 +76,56 @@ impl S3Store {
             config: config.clone(),
             endpoint: if custom_endpoint { endpoint } else { "AWS".into() },
         })
+    }
+
+    /// One DeleteObjects request (quiet: only failures come back); the keys that failed.
+    async fn delete_batch(&self, keys: &[String]) -> Vec<(String, StoreError)> {
+        let objects: Result<Vec<ObjectIdentifier>, _> = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect();
+        let delete =
+            objects.and_then(|objects| Delete::builder().set_objects(Some(objects)).quiet(true).build());
+        let delete = match delete {
+            Ok(delete) => delete,
+            Err(e) => {
+                let e = StoreError::permanent(ErrorCode::STORE_CONFIG, format!("DeleteObjects: {e}"));
+                return keys.iter().map(|k| (k.clone(), e.clone())).collect();
+            }
+        };
+        let answer = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await;
+        match answer {
+            Ok(answer) => answer
+                .errors()
+                .iter()
+                .map(|e| {
+                    let key = e.key().unwrap_or_default().to_string();
+                    let message = format!(
+                        "DELETE {key}: {} {}",
+                        e.code().unwrap_or("error"),
+                        e.message().unwrap_or("")
+                    );
+                    let error = match e.code() {
+                        Some("InternalError" | "SlowDown" | "ServiceUnavailable") => {
+                            StoreError::transient(message)
+                        }
+                        Some("AccessDenied") => StoreError::permanent(ErrorCode::STORE_DENIED, message),
+                        _ => StoreError::permanent(ErrorCode::STORE_REJECTED, message),
+                    };
+                    (key, error)
+                })
+                .collect(),
+            Err(e) => {
+                let e = classify("DeleteObjects", &format!("({} keys)", keys.len()), e);
+                keys.iter().map(|k| (k.clone(), e.clone())).collect()
+            }
+        }
     }
 
     fn sse(&self) -> Option<ServerSideEncryption> {
@@ -315,6 +370,20 @@ impl Store for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| classify("DELETE", key, e))
+    }
+
+    /// DeleteObjects, [`DELETE_BATCH`] keys a request, [`DELETE_CONCURRENCY`] requests at once.
+    async fn delete_many(&self, keys: &[String]) -> Vec<(String, StoreError)> {
+        let batches: Vec<futures::future::BoxFuture<'_, Vec<(String, StoreError)>>> = keys
+            .chunks(DELETE_BATCH)
+            .map(|batch| Box::pin(self.delete_batch(batch)) as _)
+            .collect();
+        let mut batches = futures::stream::iter(batches).buffer_unordered(DELETE_CONCURRENCY);
+        let mut failed = Vec::new();
+        while let Some(batch) = batches.next().await {
+            failed.extend(batch);
+        }
+        failed
     }
 
     async fn link(&self, key: &str) -> Result<Link, StoreError> {

@@ -11,6 +11,7 @@
 //! passes: the job waits and is tried again.
 
 mod deliveries;
+mod erasure;
 mod schema;
 
 use std::time::Duration;
@@ -20,8 +21,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{
-    Catalog, CatalogError, ClaimedDelivery, Commit, DeliveryRow, Found, JobVerdict, QueryFilter, Rendition,
-    Settlement, SinkBacklog,
+    Catalog, CatalogError, ClaimedDelivery, Commit, DeliveryRow, Erased, Erasure, Found, JobVerdict,
+    MessageRow, QueryFilter, Rendition, Settlement, SinkBacklog, Subject, UnneededMedia,
 };
 use crate::records::{Record, MAX_RECORD_BYTES};
 
@@ -295,6 +296,42 @@ fn pool_error(e: deadpool_postgres::PoolError) -> CatalogError {
     }
 }
 
+/// A record in the outbox, waiting for each of `sinks` (nothing when there are none): the
+/// outbox row and one delivery per sink, in one statement.
+async fn enqueue(
+    tx: &deadpool_postgres::Transaction<'_>,
+    record: &Record,
+    body: &str,
+    sinks: &[&str],
+) -> Result<(), CatalogError> {
+    if sinks.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(
+            "WITH o AS (INSERT INTO outbox (record_id, body, created_at, chat_id)
+                        VALUES ($1, $2, $3, $4) RETURNING seq)
+             INSERT INTO deliveries (seq, sink, queued_ms)
+             SELECT o.seq, s.sink, $6 FROM o, unnest($5::text[]) AS s (sink)",
+        )
+        .await
+        .map_err(classify)?;
+    tx.execute(
+        &statement,
+        &[
+            &record.record_id,
+            &body,
+            &record.processed_at,
+            &record.crm.chat_id,
+            &sinks,
+            &super::now_ms(),
+        ],
+    )
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Catalog for PgCatalog {
     fn describe(&self) -> String {
@@ -447,32 +484,7 @@ impl Catalog for PgCatalog {
         )
         .await
         .map_err(classify)?;
-        if !commit.sinks.is_empty() {
-            // The outbox row and one delivery per sink, in one statement.
-            let statement = tx
-                .prepare_cached(
-                    "WITH o AS (INSERT INTO outbox (record_id, body, created_at, chat_id)
-                                VALUES ($1, $2, $3, $4) RETURNING seq)
-                     INSERT INTO deliveries (seq, sink, queued_ms)
-                     SELECT o.seq, s.sink, $6 FROM o, unnest($5::text[]) AS s (sink)",
-                )
-                .await
-                .map_err(classify)?;
-            let sinks: Vec<&str> = commit.sinks.to_vec();
-            tx.execute(
-                &statement,
-                &[
-                    &record.record_id,
-                    &body,
-                    &record.processed_at,
-                    &record.crm.chat_id,
-                    &sinks,
-                    &super::now_ms(),
-                ],
-            )
-            .await
-            .map_err(classify)?;
-        }
+        enqueue(&tx, record, &body, commit.sinks).await?;
         let statement = tx
             .prepare_cached(
                 "INSERT INTO jobs (job_id, file_name, attempts, verdict, record_id) VALUES ($1, $2, 0, $3, $4)
@@ -661,6 +673,22 @@ impl Catalog for PgCatalog {
 
     async fn redrive(&self, sink: Option<&str>, record_id: Option<&str>) -> Result<usize, CatalogError> {
         self.redrive_dead(sink, record_id).await
+    }
+
+    async fn expired(&self, now: &str, after: &str, limit: usize) -> Result<Vec<MessageRow>, CatalogError> {
+        erasure::expired(self, now, after, limit).await
+    }
+
+    async fn messages_of(&self, subject: &Subject) -> Result<Vec<MessageRow>, CatalogError> {
+        erasure::messages_of(self, subject).await
+    }
+
+    async fn unneeded_media(&self, record_ids: &[String]) -> Result<Vec<UnneededMedia>, CatalogError> {
+        erasure::unneeded_media(self, record_ids).await
+    }
+
+    async fn erase(&self, erasure: &Erasure) -> Result<Erased, CatalogError> {
+        erasure::erase(self, erasure).await
     }
 }
 

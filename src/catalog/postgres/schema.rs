@@ -11,7 +11,8 @@ use crate::catalog::CatalogError;
 const MIGRATION_LOCK: i64 = 0x6d65_6469_6173_636d;
 
 /// Each version's statements; the schema is at version N once the first N have run.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE media (
     content_hash    TEXT NOT NULL,
     profile_id      TEXT NOT NULL,   -- 'as-is' for files stored as they came
@@ -79,7 +80,15 @@ CREATE TABLE leases (
     until_ms BIGINT NOT NULL     -- it lapses then unless renewed
 );
 CREATE INDEX leases_by_owner ON leases (owner);
-"];
+",
+    "
+-- What retention and erasure look up: messages by expiry and by bytes, outbox rows and jobs by record.
+CREATE INDEX messages_by_retention ON messages ((retention_until COLLATE \"C\"));
+CREATE INDEX messages_by_content ON messages (content_hash);
+CREATE INDEX outbox_by_record ON outbox (record_id);
+CREATE INDEX jobs_by_record ON jobs (record_id);
+",
+];
 
 /// Brings the schema to the last version in [`MIGRATIONS`].
 pub async fn migrate(catalog: &PgCatalog) -> Result<(), CatalogError> {

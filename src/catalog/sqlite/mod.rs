@@ -3,6 +3,7 @@
 //! call runs on a blocking thread behind one connection's mutex.
 
 mod deliveries;
+mod erasure;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -12,8 +13,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Catalog, CatalogError, ClaimedDelivery, Commit, DeliveryRow, Found, JobVerdict, QueryFilter, Rendition,
-    Settlement, SinkBacklog,
+    Catalog, CatalogError, ClaimedDelivery, Commit, DeliveryRow, Erased, Erasure, Found, JobVerdict,
+    MessageRow, QueryFilter, Rendition, Settlement, SinkBacklog, Subject, UnneededMedia,
 };
 use crate::records::{Record, MAX_RECORD_BYTES};
 
@@ -187,18 +188,7 @@ impl Db {
                 body
             ],
         )?;
-        tx.execute(
-            "INSERT INTO outbox (record_id, body, created_at, chat_id) VALUES (?1, ?2, ?3, ?4)",
-            params![record.record_id, body, record.processed_at, record.crm.chat_id],
-        )?;
-        let seq = tx.last_insert_rowid();
-        let queued = super::now_ms();
-        for sink in sinks {
-            tx.execute(
-                "INSERT INTO deliveries (seq, sink, queued_ms) VALUES (?1, ?2, ?3)",
-                params![seq, sink, queued],
-            )?;
-        }
+        enqueue(&tx, record, &body, sinks)?;
         tx.execute(
             "INSERT INTO jobs (job_id, file_name, attempts, verdict, record_id) VALUES (?1, ?2, 0, ?3, ?4)
              ON CONFLICT(job_id) DO UPDATE SET verdict = excluded.verdict, record_id = excluded.record_id",
@@ -320,6 +310,28 @@ impl Db {
         )?;
         Ok(())
     }
+}
+
+/// A record in the outbox, waiting for each of `sinks`.
+fn enqueue(
+    tx: &rusqlite::Transaction<'_>,
+    record: &Record,
+    body: &str,
+    sinks: &[&str],
+) -> Result<(), CatalogError> {
+    tx.execute(
+        "INSERT INTO outbox (record_id, body, created_at, chat_id) VALUES (?1, ?2, ?3, ?4)",
+        params![record.record_id, body, record.processed_at, record.crm.chat_id],
+    )?;
+    let seq = tx.last_insert_rowid();
+    let queued = super::now_ms();
+    for sink in sinks {
+        tx.execute(
+            "INSERT INTO deliveries (seq, sink, queued_ms) VALUES (?1, ?2, ?3)",
+            params![seq, sink, queued],
+        )?;
+    }
+    Ok(())
 }
 
 /// Each call copies its arguments onto a blocking thread and runs the [`Db`] call there.
@@ -488,6 +500,26 @@ impl Catalog for SqliteCatalog {
         let (sink, record_id) = (sink.map(str::to_string), record_id.map(str::to_string));
         self.run(move |db| db.redrive(sink.as_deref(), record_id.as_deref()))
             .await
+    }
+
+    async fn expired(&self, now: &str, after: &str, limit: usize) -> Result<Vec<MessageRow>, CatalogError> {
+        let (now, after) = (now.to_string(), after.to_string());
+        self.run(move |db| db.expired(&now, &after, limit)).await
+    }
+
+    async fn messages_of(&self, subject: &Subject) -> Result<Vec<MessageRow>, CatalogError> {
+        let subject = subject.clone();
+        self.run(move |db| db.messages_of(&subject)).await
+    }
+
+    async fn unneeded_media(&self, record_ids: &[String]) -> Result<Vec<UnneededMedia>, CatalogError> {
+        let ids = record_ids.to_vec();
+        self.run(move |db| db.unneeded_media(&ids)).await
+    }
+
+    async fn erase(&self, erasure: &Erasure) -> Result<Erased, CatalogError> {
+        let erasure = erasure.clone();
+        self.run(move |db| db.erase(&erasure)).await
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS media (
@@ -87,6 +87,15 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (owner);
 ";
 
+/// Messages by when they expire and by their bytes, outbox rows and jobs by record: what
+/// retention and erasure look up.
+const SCHEMA_V4: &str = "
+CREATE INDEX IF NOT EXISTS messages_by_retention ON messages (retention_until);
+CREATE INDEX IF NOT EXISTS messages_by_content ON messages (content_hash);
+CREATE INDEX IF NOT EXISTS outbox_by_record ON outbox (record_id);
+CREATE INDEX IF NOT EXISTS jobs_by_record ON jobs (record_id);
+";
+
 /// Brings the schema to [`VERSION`]; daemons opening the file together take turns (the write
 /// lock is taken before the version is read).
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -104,6 +113,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     if version < 3 {
         tx.execute_batch(SCHEMA_V3)?;
+    }
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
     }
     if version < VERSION {
         tx.pragma_update(None, "user_version", VERSION)?;
