@@ -23,7 +23,13 @@ pub fn init(format: LogFormat, verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let _ = WORKER_FLAGS.set(worker_flags(format, verbose, quiet));
-    let filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_env("MEDIASPOOL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // The PostgreSQL driver's debug lines carry every statement's parameters: customer and
+    // chat ids, whole records. It stays at info unless a filter names it.
+    let named = std::env::var("MEDIASPOOL_LOG").is_ok_and(|f| f.contains("tokio_postgres"));
+    if !named {
+        filter = filter.add_directive("tokio_postgres=info".parse().expect("a valid directive"));
+    }
     // Every line passes redaction on its way out: no phone number, name, token or secret,
     // whatever wrote it (see `privacy::redact`).
     redact::register_environment_secrets();
