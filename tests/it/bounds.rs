@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::catalog_support::sql_text;
 use crate::spool_support::*;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -133,30 +134,15 @@ fn an_oversized_record_from_an_earlier_version_is_never_delivered_nor_shown() {
     old["record_id"] = json!("0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld00");
     old["source"]["file_name"] = json!("old.wav");
     old["extra"] = json!({"caption": "z".repeat(2 << 20)});
-    let body = old.to_string();
-    let db = rusqlite::Connection::open(d.path().join("mediaspool.db")).unwrap();
-    db.execute(
+    let text = |key: &str| sql_text(old[key].as_str().unwrap());
+    let (id, hash, at) = (text("record_id"), text("content_hash"), text("processed_at"));
+    let body = sql_text(&old.to_string());
+    d.catalog().execute(&format!(
         "INSERT INTO messages (record_id, message_key, content_hash, event, kind, processed_at, record)
-         VALUES (?1, 'old.wav', ?2, 'media.stored', 'audio', ?3, ?4)",
-        rusqlite::params![
-            old["record_id"].as_str(),
-            old["content_hash"].as_str(),
-            old["processed_at"].as_str(),
-            body
-        ],
-    )
-    .unwrap();
-    db.execute(
-        "INSERT INTO outbox (record_id, body, created_at) VALUES (?1, ?2, ?3)",
-        rusqlite::params![old["record_id"].as_str(), body, old["processed_at"].as_str()],
-    )
-    .unwrap();
-    db.execute(
-        "INSERT INTO deliveries (seq, sink) VALUES (?1, 'ndjson')",
-        [db.last_insert_rowid()],
-    )
-    .unwrap();
-    drop(db);
+         VALUES ({id}, 'old.wav', {hash}, 'media.stored', 'audio', {at}, {body});
+         INSERT INTO outbox (record_id, body, created_at) VALUES ({id}, {body}, {at});
+         INSERT INTO deliveries (seq, sink) SELECT seq, 'ndjson' FROM outbox WHERE record_id = {id};"
+    ));
 
     d.start();
     d.drop_file("next.wav", &tone_wav(710.0, 300));
@@ -173,7 +159,7 @@ fn an_oversized_record_from_an_earlier_version_is_never_delivered_nor_shown() {
     );
     assert_eq!(d.stop(LONG).code(), Some(0));
 
-    let out = d.scratch.run(&["query"], Duration::from_secs(30));
+    let out = d.run(&["query"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(0));
     let shown: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

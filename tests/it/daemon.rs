@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::*;
-use crate::pg_support::postgres_catalog;
 use crate::spool_support::*;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -116,16 +115,7 @@ fn polling_takes_a_file_once_it_is_quiet() {
 
 #[test]
 fn the_same_bytes_under_five_names_are_transcoded_once() {
-    same_bytes_under_five_names("");
-}
-
-#[test]
-fn the_same_bytes_under_five_names_are_transcoded_once_on_postgres() {
-    same_bytes_under_five_names(&postgres_catalog());
-}
-
-fn same_bytes_under_five_names(catalog: &str) {
-    let mut d = Daemon::new("", catalog);
+    let mut d = Daemon::new("", "");
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     let video = std::fs::read(fixture("rot90_h264.mp4")).unwrap();
@@ -435,9 +425,7 @@ fn a_catalog_error_that_does_not_pass_quarantines_after_three_tries() {
     let wav = tone_wav(660.0, 300);
     d.drop_file("first.wav", &wav);
     d.wait_for(&["first.wav"], LONG);
-    let db = rusqlite::Connection::open(d.path().join("mediaspool.db")).unwrap();
-    db.execute("UPDATE media SET info = 'not json'", []).unwrap();
-    drop(db);
+    d.catalog().execute("UPDATE media SET info = 'not json'");
     d.drop_file("again.wav", &wav);
     let error_file = d.spool("failed").join("again.wav.error.json");
     let start = std::time::Instant::now();
@@ -508,16 +496,7 @@ fn a_crashing_hanging_or_bloating_worker_quarantines_only_its_file() {
 
 #[test]
 fn sigterm_mid_run_exits_0_and_the_next_start_completes_the_rest() {
-    sigterm_mid_run_then_restart("");
-}
-
-#[test]
-fn sigterm_mid_run_exits_0_and_the_next_start_completes_the_rest_on_postgres() {
-    sigterm_mid_run_then_restart(&postgres_catalog());
-}
-
-fn sigterm_mid_run_then_restart(catalog: &str) {
-    let mut d = Daemon::new("", catalog);
+    let mut d = Daemon::new("", "");
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     let names: Vec<String> = (0..16).map(|i| format!("t{i:02}.mp4")).collect();
@@ -624,16 +603,7 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
 
 #[test]
 fn query_filters_the_catalog() {
-    query_filters("");
-}
-
-#[test]
-fn query_filters_the_catalog_on_postgres() {
-    query_filters(&postgres_catalog());
-}
-
-fn query_filters(catalog: &str) {
-    let mut d = Daemon::new("", catalog);
+    let mut d = Daemon::new("", "");
     d.start();
     std::thread::sleep(Duration::from_millis(300));
     let manifests = [
@@ -665,7 +635,7 @@ fn query_filters(catalog: &str) {
     let query = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["query"];
         all.extend_from_slice(args);
-        let out = d.scratch.run(&all, Duration::from_secs(30));
+        let out = d.run(&all, Duration::from_secs(30));
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -693,9 +663,7 @@ fn query_filters(catalog: &str) {
         ["q2.wav"]
     );
     assert_eq!(query(&[]).len(), 4);
-    let out = d
-        .scratch
-        .run(&["query", "--since", "last tuesday"], Duration::from_secs(30));
+    let out = d.run(&["query", "--since", "last tuesday"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -714,9 +682,9 @@ fn a_second_daemon_on_the_same_spool_neither_steals_nor_doubles() {
     assert!(!a.names_in("work").is_empty(), "A has jobs in flight");
     // B starts while A has jobs in work/: it must not resume them, nor wipe A's scratch.
     let log = std::fs::File::create(a.path().join("daemon-b.log")).unwrap();
-    let mut b = std::process::Command::new(bin())
+    let mut b = a
+        .command()
         .args(["watch", "-v"])
-        .current_dir(a.path())
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()

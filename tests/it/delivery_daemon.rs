@@ -111,15 +111,7 @@ fn credentials_are_in_no_log_line_and_no_deliveries_or_check_output() {
         .with_env("CRM_SECRET", SECRET)
         .with_env("CRM_TOKEN", TOKEN)
         .with_env("HOOK_KEY", URL_KEY);
-    let env = [
-        ("CRM_SECRET", SECRET),
-        ("CRM_TOKEN", TOKEN),
-        ("HOOK_KEY", URL_KEY),
-    ];
-    let dead_letters = |d: &Daemon| {
-        let out = d.scratch.run_env(&["deliveries", "--dead"], &env, LONG);
-        text(&out.stdout)
-    };
+    let dead_letters = |d: &Daemon| text(&d.run(&["deliveries", "--dead"], LONG).stdout);
     let mut names = Vec::new();
     for (round, format) in ["human", "json"].into_iter().enumerate() {
         d.start_with(&["-vv", "--log-format", format]);
@@ -154,7 +146,7 @@ fn credentials_are_in_no_log_line_and_no_deliveries_or_check_output() {
         &["deliveries", "--sink", "crm", "--dead"],
         &["check"],
     ] {
-        let out = d.scratch.run_env(args, &env, LONG);
+        let out = d.run(args, LONG);
         shown.push((
             args.join(" "),
             format!("{}{}", text(&out.stdout), text(&out.stderr)),

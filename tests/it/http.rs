@@ -247,9 +247,7 @@ fn readiness_follows_the_catalog_and_the_store() {
     let ready = || get(&format!("{base}/readyz"), &[]);
     assert_eq!(ready().status, 200, "{}", ready().text());
 
-    let db = d.path().join("mediaspool.db");
-    let away = d.path().join("mediaspool.db.away");
-    std::fs::rename(&db, &away).unwrap();
+    d.catalog().cut_off();
     let answer = ready();
     assert_eq!(answer.status, 503);
     assert!(answer.text().contains("catalog"), "{}", answer.text());
@@ -258,7 +256,7 @@ fn readiness_follows_the_catalog_and_the_store() {
         200,
         "alive all the same"
     );
-    std::fs::rename(&away, &db).unwrap();
+    d.catalog().restore();
     assert_eq!(ready().status, 200, "{}", ready().text());
 
     let media = d.path().join("media");

@@ -6,6 +6,7 @@ mod bounds;
 mod browser;
 mod campaign;
 mod catalog;
+mod catalog_support;
 mod cli;
 mod common;
 mod corpus;

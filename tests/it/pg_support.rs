@@ -12,7 +12,7 @@ fn required(var: &str, what: &str) -> String {
 }
 
 /// The URL of database `db` on the server of `url`.
-fn with_database(url: &str, db: &str) -> String {
+pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
     let server = &base[..base.rfind('/').expect("a URL with a database")];
     match query {
@@ -21,9 +21,9 @@ fn with_database(url: &str, db: &str) -> String {
     }
 }
 
-/// Runs `sql` on the server of `url` (its maintenance database). On a thread of its own, so
+/// Runs `sql` (one or more statements) on the database of `url`. On a thread of its own, so
 /// that async tests may call it too.
-fn admin(url: &str, sql: &str) {
+pub fn run_sql(url: &str, sql: &str) {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -35,7 +35,10 @@ fn admin(url: &str, sql: &str) {
                     .await
                     .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {url}: {e}"));
                 tokio::spawn(connection);
-                client.batch_execute(sql).await.unwrap();
+                client
+                    .batch_execute(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
             });
         });
     });
@@ -50,13 +53,8 @@ pub fn fresh_database() -> String {
         std::thread::current().id()
     );
     let name = format!("ms_{}", &blake3::hash(seed.as_bytes()).to_hex()[..16]);
-    admin(&url, &format!("CREATE DATABASE {name}"));
+    run_sql(&url, &format!("CREATE DATABASE {name}"));
     with_database(&url, &name)
-}
-
-/// A daemon's `[catalog]` section naming a fresh database.
-pub fn postgres_catalog() -> String {
-    format!("[catalog]\nurl = \"{}\"\n", fresh_database())
 }
 
 /// A PostgreSQL server of a test's own, on a free port, stopped and removed on drop.

@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::catalog_support::TestCatalog;
 use crate::common::*;
 
 /// A `mediaspool watch` process on a scratch directory with its own spool, store and catalog.
 pub struct Daemon {
     pub scratch: Scratch,
     config: String,
+    /// Its catalog; a PostgreSQL one's URL reaches the daemon and its commands through `env`,
+    /// so that a test may rewrite the configuration file and keep it.
+    catalog: TestCatalog,
     env: Vec<(String, String)>,
     child: Option<Child>,
 }
@@ -35,10 +39,17 @@ impl Daemon {
             .filter(|d| !overridden.contains(&key(d)))
             .collect();
         let config = format!("[spool]\n{}\n{extra_spool}\n{extra}\n", kept.join("\n"));
+        let scratch = Scratch::new();
+        let catalog = TestCatalog::for_daemon(scratch.path(), &config);
+        let env = match catalog.url() {
+            Some(url) => vec![("MEDIASPOOL_CATALOG__URL".to_string(), url)],
+            None => Vec::new(),
+        };
         let d = Daemon {
-            scratch: Scratch::new(),
+            scratch,
             config,
-            env: Vec::new(),
+            catalog,
+            env,
             child: None,
         };
         std::fs::write(d.scratch.path().join("mediaspool.toml"), &d.config).unwrap();
@@ -55,6 +66,29 @@ impl Daemon {
 
     pub fn path(&self) -> &Path {
         self.scratch.path()
+    }
+
+    pub fn catalog(&self) -> &TestCatalog {
+        &self.catalog
+    }
+
+    /// `mediaspool` in the daemon's directory with its environment (its catalog among it), for
+    /// commands beside it (`query`, `deliveries`, `check`, a second `watch`).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(self.path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `mediaspool ARGS` beside the daemon (see [`Daemon::command`]), killing it if it runs
+    /// longer than `limit`.
+    pub fn run(&self, args: &[&str], limit: Duration) -> std::process::Output {
+        let mut cmd = self.command();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        run_with_limit(cmd, limit)
     }
 
     pub fn spool(&self, sub: &str) -> PathBuf {
@@ -74,15 +108,8 @@ impl Daemon {
             .append(true)
             .open(self.path().join("daemon.log"))
             .unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.arg("watch")
-            .args(args)
-            .current_dir(self.path())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.command();
+        cmd.arg("watch").args(args).stdout(Stdio::null()).stderr(log);
         let before = self.log().matches("watching").count();
         self.child = Some(cmd.spawn().unwrap());
         if args.contains(&"-q") {

@@ -433,7 +433,7 @@ fn watch_says_what_it_runs_with_then_one_line_per_job_then_the_counts_of_the_run
     for part in [
         "store local ",
         "/media",
-        "catalog sqlite://mediaspool.db",
+        &format!("catalog {}", d.catalog().shown()),
         "sinks ndjson",
         "2 jobs at a time",
     ] {
