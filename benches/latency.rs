@@ -28,11 +28,11 @@ mod receiver;
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use receiver::{Answer, Receiver};
-use support::{median, VIDEO_720P_ARGS};
+use support::{median, Daemon, VIDEO_720P_ARGS};
 
 const DROPS: usize = 50;
 const VIDEO_ROUNDS: usize = 5;
@@ -314,37 +314,6 @@ fn video(dir: &Path, seconds: u32) {
         ratio(&shell, &ours, &wall),
         ratio(&shell, &ours, &cpu),
     );
-}
-
-/// A running `mediaspool watch` in `dir` (its configuration in `dir/mediaspool.toml`, if any).
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        std::fs::create_dir_all(dir.join("spool/incoming")).unwrap();
-        Daemon(
-            Command::new(env!("CARGO_BIN_EXE_mediaspool"))
-                .arg("watch")
-                .current_dir(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("daemon starts"),
-        )
-    }
-
-    fn stop(mut self) {
-        // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Follows the NDJSON outbox as it grows.

@@ -214,38 +214,8 @@ impl Mix {
 fn voice(root: &Path, mix: Mix) {
     let work = &root.join(format!("voice-{}", mix as u8));
     let inputs = work.join("voice-in");
-    std::fs::create_dir_all(&inputs).unwrap();
-    let speech = work.join("speech.wav");
-    run_ok(Command::new("espeak-ng").args(["-s", "150", "-w"]).arg(&speech).arg(
-        "Hello, I am writing about my order from last week. The parcel arrived yesterday, but the box was \
-         damaged and one of the cups inside is broken. I attach a photo of the box. Could you send a \
-         replacement, or refund the cup? My order number is four five six seven eight. Thank you, and \
-         have a nice day. By the way, the delivery driver was very kind, so please thank him too.",
-    ));
-    let mut total = 0.0;
-    for i in 0..60u32 {
-        let seconds = mix.seconds(i);
-        total += seconds;
-        run_ok(
-            ffmpeg()
-                .args(["-stream_loop", "-1", "-i"])
-                .arg(&speech)
-                .args([
-                    "-t",
-                    &format!("{seconds:.2}"),
-                    "-ac",
-                    "1",
-                    "-ar",
-                    "16000",
-                    "-c:a",
-                    "libopus",
-                    "-b:a",
-                    "16k",
-                ])
-                .args(["-application", "voip"])
-                .arg(inputs.join(format!("note{i:02}.ogg"))),
-        );
-    }
+    support::voice_notes(&inputs, 60, |i| mix.seconds(i));
+    let total: f64 = (0..60).map(|i| mix.seconds(i)).sum();
     // The encoder's own limit: all the audio through one ffmpeg per core, no per-file costs.
     // Notes grow with their number: odd and even ones split the audio into equal halves.
     let list = work.join("voice-list.txt");

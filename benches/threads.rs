@@ -22,7 +22,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{median, VIDEO_720P_ARGS};
@@ -81,7 +81,7 @@ fn main() {
     ];
     println!(
         "{CORES} job slots on {CORES} cores; load: `uptime` = {}",
-        uptime()
+        support::uptime()
     );
     for (label, inputs) in &cases {
         let mut took: Vec<Vec<Took>> = vec![Vec::new(); Scheme::ALL.len()];
@@ -105,7 +105,7 @@ fn main() {
             );
         }
     }
-    println!("\nload after: `uptime` = {}", uptime());
+    println!("\nload after: `uptime` = {}", support::uptime());
 }
 
 /// Transcodes `inputs` as the daemon schedules jobs: `CORES` at once, in order, each with the
@@ -145,11 +145,4 @@ fn batch(inputs: &[&Path], scheme: Scheme, dir: &Path) -> Took {
         wall: start.elapsed().as_secs_f64(),
         cpu: support::children_cpu_seconds() - cpu,
     }
-}
-
-fn uptime() -> String {
-    Command::new("uptime")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }

@@ -168,6 +168,8 @@ postgres_start() {
         # Tests that stop and restart a server run their own with these.
         export MEDIASPOOL_TEST_PG_BIN="$bin"
         export MEDIASPOOL_TEST_PG_USER="$([ "$(id -u)" -eq 0 ] && echo postgres || id -un)"
+        # The server's log (benchmarks count the statements it logs).
+        export MEDIASPOOL_TEST_POSTGRES_LOG="$SERVICES_RUN/postgres.log"
         return 0
       fi
       kill -0 "$SERVICE_PID" 2>/dev/null || break

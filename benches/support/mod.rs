@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each bench uses its own part
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// The `video-720p` profile's settings as `ffmpeg` arguments, for the CLI alone and for the
 /// shell pipeline's `VIDEO_ARGS` (the phone clips are 30 fps: no frame-rate cap applies).
@@ -65,6 +65,39 @@ pub fn phone_clip(path: &Path, seconds: u32, seed: u32) {
             .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest"])
             .arg(path),
     );
+}
+
+/// `count` WhatsApp-like voice notes in `dir` (`note00.ogg`…, made if missing): espeak-ng
+/// speech looped to `seconds(i)` long, Ogg/Opus mono 16 kHz 16 kbps. The speech itself is kept
+/// beside `dir`.
+pub fn voice_notes(dir: &Path, count: u32, seconds: impl Fn(u32) -> f64) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let speech = dir.with_extension("speech.wav");
+    if !speech.exists() {
+        run_ok(Command::new("espeak-ng").args(["-s", "150", "-w"]).arg(&speech).arg(
+            "Hello, I am writing about my order from last week. The parcel arrived yesterday, but the box was \
+             damaged and one of the cups inside is broken. I attach a photo of the box. Could you send a \
+             replacement, or refund the cup? My order number is four five six seven eight. Thank you, and \
+             have a nice day. By the way, the delivery driver was very kind, so please thank him too.",
+        ));
+    }
+    (0..count)
+        .map(|i| {
+            let note = dir.join(format!("note{i:02}.ogg"));
+            if !note.exists() {
+                run_ok(
+                    ffmpeg()
+                        .args(["-stream_loop", "-1", "-i"])
+                        .arg(&speech)
+                        .args(["-t", &format!("{:.2}", seconds(i))])
+                        .args(["-ac", "1", "-ar", "16000", "-c:a", "libopus", "-b:a", "16k"])
+                        .args(["-application", "voip"])
+                        .arg(&note),
+                );
+            }
+            note
+        })
+        .collect()
 }
 
 /// A copy of `from` at `to` with other bytes (a comment tag), so it is not a duplicate.
@@ -142,4 +175,43 @@ pub fn process_tree_cpu_seconds(pid: u32) -> f64 {
         .flat_map(|list| list.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .collect();
     of(&pid.to_string()) + children.iter().map(|c| of(c)).sum::<f64>()
+}
+
+/// A running `mediaspool watch` in `dir` (its configuration in `dir/mediaspool.toml`, if any).
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    pub fn start(dir: &Path) -> Daemon {
+        std::fs::create_dir_all(dir.join("spool/incoming")).unwrap();
+        Daemon(
+            Command::new(env!("CARGO_BIN_EXE_mediaspool"))
+                .arg("watch")
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("daemon starts"),
+        )
+    }
+
+    pub fn stop(mut self) {
+        // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The load averages of the last 1, 5 and 15 minutes, as `uptime` shows them.
+pub fn uptime() -> String {
+    Command::new("uptime")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
