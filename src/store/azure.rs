@@ -202,6 +202,16 @@ impl Store for AzureStore {
         }
     }
 
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let got = match self.client.get(&Path::from(key)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(classify("GET", key, e)),
+        };
+        let bytes = got.bytes().await.map_err(|e| classify("GET", key, e))?;
+        Ok(Some(bytes.to_vec()))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self.client.delete(&Path::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -81,6 +81,14 @@ impl LocalStore {
         }
     }
 
+    fn get_blocking(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match fs::read(self.path_of(key)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(key, &e)),
+        }
+    }
+
     fn delete_blocking(&self, key: &str) -> Result<(), StoreError> {
         match fs::remove_file(self.path_of(key)) {
             Ok(()) => Ok(()),
@@ -123,6 +131,11 @@ impl Store for LocalStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let key = key.to_string();
         self.blocking(move |s| s.head_blocking(&key)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |s| s.get_blocking(&key)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -197,6 +210,8 @@ mod tests {
         assert_eq!(fs::read(store.path_of(key)).unwrap(), b"hello");
         assert!(store.link(key).await.unwrap().url.starts_with("file:///"));
         assert_eq!(store.head(key).await.unwrap().unwrap().bytes, 5);
+        assert_eq!(store.get(key).await.unwrap().unwrap(), b"hello");
+        assert_eq!(store.get("ab/none").await.unwrap(), None);
         fs::write(&src, b"other").unwrap();
         let again = store.put_if_absent(&request(key, &src, &meta)).await.unwrap();
         assert_eq!(again, Put::AlreadyThere, "an existing object is kept");

@@ -163,6 +163,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The object under `key`, or `None` when there is none.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
 
+    /// The bytes of a small object (a few KiB: read whole into memory), or `None` when there
+    /// is none.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Removes the object; a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
@@ -230,11 +234,12 @@ impl<'a> Placed<'a> {
         Ok(())
     }
 
-    /// The job was rejected: remove what it created. Objects it found there stay (another
-    /// job's record may name them); after a transient error nothing is removed, since the job
-    /// is tried again and will find its objects in place.
+    /// The job was rejected: remove what it created, the last first (so the outputs marker,
+    /// put last, goes first). Objects it found there stay (another job's record may name
+    /// them); after a transient error nothing is removed, since the job is tried again and will
+    /// find its objects in place.
     pub async fn undo(self) {
-        for key in &self.new_keys {
+        for key in self.new_keys.iter().rev() {
             if let Err(e) = self.store.delete(key).await {
                 tracing::warn!(key, error = %e, "could not remove the output of a rejected job");
             }

@@ -103,6 +103,10 @@ impl Store for Patient {
         self.patiently("head", key, || self.inner.head(key)).await
     }
 
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.patiently("get", key, || self.inner.get(key)).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.patiently("delete", key, || self.inner.delete(key)).await
     }
@@ -163,6 +167,9 @@ mod tests {
                 return Err(StoreError::transient("connection refused"));
             }
             Ok(None)
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            unreachable!()
         }
         async fn delete(&self, _: &str) -> Result<(), StoreError> {
             Err(StoreError::permanent(ErrorCode::STORE_DENIED, "access denied"))

@@ -361,6 +361,27 @@ impl Store for S3Store {
         }
     }
 
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let got = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(got) => got,
+            Err(e) if status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(classify("GET", key, e)),
+        };
+        let body = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::transient(format!("GET {key}: the body was cut off: {e}")))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_object()
