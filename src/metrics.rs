@@ -133,6 +133,7 @@ struct Metrics {
     input_bytes: Counter,
     output_bytes: Counter,
     dedup_hits: Counter,
+    outputs_reused: Counter,
     store_requests: Family<StoreLabels, Counter>,
     store_retries: Family<OperationLabel, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
@@ -195,6 +196,12 @@ impl Metrics {
             "dedup_hits",
             "Inputs whose bytes were already stored: no new work",
             dedup_hits.clone(),
+        );
+        let outputs_reused = Counter::default();
+        registry.register(
+            "outputs_reused",
+            "Inputs new to the catalog whose outputs were already in the store: no media work",
+            outputs_reused.clone(),
         );
         let store_requests = Family::<StoreLabels, Counter>::default();
         registry.register(
@@ -259,6 +266,7 @@ impl Metrics {
             input_bytes,
             output_bytes,
             dedup_hits,
+            outputs_reused,
             store_requests,
             store_retries,
             deliveries,
@@ -438,6 +446,11 @@ pub fn store_request(operation: &'static str, ok: bool, retry: bool) {
     if retry {
         m.store_retries.get_or_create(&OperationLabel { operation }).inc();
     }
+}
+
+/// A job found its outputs in the store, made by another daemon: no media work.
+pub fn outputs_reused() {
+    METRICS.outputs_reused.inc();
 }
 
 /// Uploads paused (the store is away) or resumed.

@@ -41,6 +41,16 @@ impl UnneededMedia {
             .chain(m.original.as_ref().map(|o| o.key.clone()))
             .collect()
     }
+
+    /// The marker saying the rendition's outputs are all stored (see `pipeline::reuse`), when
+    /// it is a rendition (files kept as they came have none).
+    pub fn marker(&self) -> Option<String> {
+        self.media
+            .media
+            .profile_id
+            .as_ref()
+            .map(|_| crate::store::keys::outputs_beside(&self.media.media.key))
+    }
 }
 
 /// One erasure, committed at once.

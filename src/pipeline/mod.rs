@@ -4,7 +4,8 @@
 //! Out: [`JobResult`] — the record, committed to the catalog together with the job's verdict,
 //! which tells the caller where the input goes (`done/`, `failed/`, or deleted). The steps:
 //! manifest → size policy → BLAKE3 → repeat of a known message? → duplicate of known bytes? →
-//! worker (probe → route → render → verify) → store → commit. A bad file is an outcome, not an
+//! outputs another daemon stored already ([`reuse`])? → worker (probe → route → render →
+//! verify) → store → commit. A bad file is an outcome, not an
 //! error: this never fails on input. Jobs on the same bytes run one after the other, in this
 //! daemon and across every daemon sharing the catalog (a lease in the catalog, see
 //! [`content_lock`]), so a copy dropped while the first is still being transcoded becomes a
@@ -34,6 +35,7 @@ use crate::worker::{MediaOutcome, Request};
 pub mod content_lock;
 mod manifest;
 mod outputs;
+mod reuse;
 
 use content_lock::{ContentLock, ContentLocks};
 
@@ -403,7 +405,14 @@ async fn work(ctx: &Arc<Ctx>, input: &mut JobInput, facts: &mut Facts) -> Result
         return Ok(done);
     }
 
-    let (work_dir, mut request, outcome) = match ctx.unpark(&input.job_id) {
+    let parked = ctx.unpark(&input.job_id);
+    if parked.is_none() {
+        // Unknown to this catalog; another daemon sharing the store may have made the outputs.
+        if let Some(done) = reuse::stored_before(ctx, input, facts).await? {
+            return Ok(done);
+        }
+    }
+    let (work_dir, mut request, outcome) = match parked {
         Some(parked) => {
             tracing::info!(file = %input.file_name, "storing the outputs it rendered before the store failed");
             let request = Request {

@@ -1,9 +1,11 @@
-//! The store steps of a job: putting a verified rendition (thumbnail, original, rendition) or a
-//! file kept as it came, and what the record says about them.
+//! The store steps of a job: putting a verified rendition (thumbnail, original, rendition, then
+//! the marker saying they are all there) or a file kept as it came, and what the record says
+//! about them.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use super::reuse::Marker;
 use super::{base_record, Ctx, Facts, NewMedia, Stop};
 use crate::catalog::{JobVerdict, StoredMedia};
 use crate::config::OtherRoute;
@@ -28,22 +30,24 @@ pub(super) async fn store_rendition(
     let hash = facts.hash.clone().expect("hashed");
     let mut record = base_record(Event::Stored, facts);
     let mut placed = Placed::new(ctx.store.as_ref());
-    let put = put_rendition(ctx, &mut placed, &hash, profile, input, probe, rendition).await;
-    let (media, thumbnail, original) = match put {
-        Ok(objects) => objects,
-        Err(e) => {
-            if !e.is_transient() {
-                placed.undo().await;
-            }
-            return Err(e.into());
+    let put = async {
+        let (media, thumbnail, original) =
+            put_rendition(ctx, &mut placed, &hash, profile, input, probe, rendition).await?;
+        record.media = Some(MediaInfo {
+            kind: probe.kind.as_str().to_string(),
+            ..media
+        });
+        record.thumbnail = thumbnail;
+        record.original = original;
+        put_marker(ctx, &mut placed, &hash, profile, &record).await
+    }
+    .await;
+    if let Err(e) = put {
+        if !e.is_transient() {
+            placed.undo().await;
         }
-    };
-    record.media = Some(MediaInfo {
-        kind: probe.kind.as_str().to_string(),
-        ..media
-    });
-    record.thumbnail = thumbnail;
-    record.original = original;
+        return Err(e.into());
+    }
     attach_links(ctx, &mut record).await?;
     let stored = StoredMedia::from_record(&record).expect("media just set");
     Ok((
@@ -51,6 +55,30 @@ pub(super) async fn store_rendition(
         JobVerdict::Done,
         Some((profile.id.clone(), probe.kind.as_str().to_string(), stored)),
     ))
+}
+
+/// Puts the marker saying that every output the record names is stored (see `reuse`): after
+/// them, so that its presence means they are all there.
+async fn put_marker(
+    ctx: &Ctx,
+    placed: &mut Placed<'_>,
+    hash: &ContentHash,
+    profile: &Profile,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let marker = Marker::of(record).expect("media set");
+    let file = marker
+        .to_file(&ctx.scratch)
+        .map_err(|e| StoreError::io("the outputs marker", &e))?;
+    placed
+        .put(&PutRequest {
+            key: &keys::outputs(&ctx.config.store.prefix, hash, &profile.id),
+            path: file.path(),
+            content_type: "application/json",
+            metadata: &object_metadata(hash, Some(&profile.id)),
+            class: ObjectClass::Output,
+        })
+        .await
 }
 
 /// What every object of these bytes carries: enough to know, from a HEAD on its key alone,
@@ -102,24 +130,7 @@ async fn put_rendition(
         }
         None => None,
     };
-    let original = if ctx.config.store.upload_originals {
-        let key = keys::original(prefix, hash);
-        placed
-            .put(&PutRequest {
-                key: &key,
-                path: input,
-                content_type: &probe.mime,
-                metadata: &object_metadata(hash, None),
-                class: ObjectClass::Original,
-            })
-            .await?;
-        Some(ObjectRef {
-            key,
-            url: String::new(),
-        })
-    } else {
-        None
-    };
+    let original = put_original(ctx, placed, hash, input, &probe.mime).await?;
     let key = keys::rendition(prefix, hash, &profile.id, &rendition.extension);
     let mut metadata = base;
     for (name, value) in [
@@ -161,6 +172,33 @@ async fn put_rendition(
         key,
     };
     Ok((media, thumbnail, original))
+}
+
+/// Archives the input as it came, when `store.upload_originals` says so.
+pub(super) async fn put_original(
+    ctx: &Ctx,
+    placed: &mut Placed<'_>,
+    hash: &ContentHash,
+    input: &Path,
+    mime: &str,
+) -> Result<Option<ObjectRef>, StoreError> {
+    if !ctx.config.store.upload_originals {
+        return Ok(None);
+    }
+    let key = keys::original(&ctx.config.store.prefix, hash);
+    placed
+        .put(&PutRequest {
+            key: &key,
+            path: input,
+            content_type: mime,
+            metadata: &object_metadata(hash, None),
+            class: ObjectClass::Original,
+        })
+        .await?;
+    Ok(Some(ObjectRef {
+        key,
+        url: String::new(),
+    }))
 }
 
 /// Sets the URL of every object the record names from the store (fresh presigned links for

@@ -1,7 +1,7 @@
 //! Erasing a set of messages: the step retention and `forget` share.
 //!
 //! In: catalog rows of the messages to erase. Out: the objects no other message needs gone
-//! from the store (in batches), then — in one catalog transaction — the messages' rows, their
+//! from the store (in batches, each rendition's outputs marker before its outputs), then — in one catalog transaction — the messages' rows, their
 //! jobs', their outbox rows (delivered or not: they carry the record) and the renditions no
 //! message refers to any more, with one `media.deleted` record per message queued for every
 //! sink. Bytes another message still refers to stay, and so do their rows: only this message's
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use time::OffsetDateTime;
 
 use super::clock;
-use crate::catalog::{Catalog, CatalogError, Erased, Erasure, MessageRow};
+use crate::catalog::{Catalog, CatalogError, Erased, Erasure, MessageRow, UnneededMedia};
 use crate::delivery::Routes;
 use crate::hash::ContentHash;
 use crate::pipeline::Ctx;
@@ -75,18 +75,11 @@ impl<'a> Eraser<'a> {
     ) -> Result<Outcome, CatalogError> {
         let ids: Vec<String> = rows.iter().map(|r| r.record_id.clone()).collect();
         let unneeded = self.catalog.unneeded_media(&ids).await?;
-        let keys: BTreeSet<String> = unneeded.iter().flat_map(|m| m.keys()).collect();
-        let keys: Vec<String> = keys.into_iter().collect();
-        let failed = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.store.delete_many(&keys).await
-        };
-        let failed_keys: HashSet<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
+        let (deleted, failed) = self.delete_objects(&unneeded).await;
         // Contents whose objects did not all go keep their messages and rows for the next run.
         let blocked: HashSet<&str> = unneeded
             .iter()
-            .filter(|m| m.keys().iter().any(|k| failed_keys.contains(k.as_str())))
+            .filter(|m| objects_of(m).iter().any(|k| !deleted.contains(k)))
             .map(|m| m.content_hash.as_str())
             .collect();
         let mut keys_by_hash: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -98,7 +91,7 @@ impl<'a> Eraser<'a> {
             keys_by_hash
                 .entry(m.content_hash.as_str())
                 .or_default()
-                .extend(m.keys());
+                .extend(objects_of(m));
             media.push((m.content_hash.clone(), m.profile_id.clone()));
         }
         let going: Vec<&MessageRow> = rows
@@ -141,16 +134,55 @@ impl<'a> Eraser<'a> {
             .len();
         Ok(Outcome {
             messages: erased.messages,
-            deleted_keys: keys
-                .into_iter()
-                .filter(|k| !failed_keys.contains(k.as_str()))
-                .collect(),
+            deleted_keys: deleted,
             notices,
             kept_shared,
             failed,
             rows: erased,
         })
     }
+}
+
+impl Eraser<'_> {
+    /// Deletes the objects of `unneeded`, the markers first: a marker says its outputs are all
+    /// there (see `pipeline::reuse`), so it must never outlive one of them. Outputs whose
+    /// marker could not be deleted stay. What was deleted, and what failed with why.
+    async fn delete_objects(
+        &self,
+        unneeded: &[UnneededMedia],
+    ) -> (BTreeSet<String>, Vec<(String, StoreError)>) {
+        let markers: BTreeSet<String> = unneeded.iter().filter_map(UnneededMedia::marker).collect();
+        let mut failed = self.delete(&markers).await;
+        let kept_markers: HashSet<String> = failed.iter().map(|(k, _)| k.clone()).collect();
+        let outputs: BTreeSet<String> = unneeded
+            .iter()
+            .filter(|m| m.marker().is_none_or(|k| !kept_markers.contains(&k)))
+            .flat_map(UnneededMedia::keys)
+            .collect();
+        failed.extend(self.delete(&outputs).await);
+        let not_deleted: HashSet<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
+        let deleted = markers
+            .iter()
+            .filter(|k| !kept_markers.contains(*k))
+            .chain(&outputs)
+            .filter(|k| !not_deleted.contains(k.as_str()))
+            .cloned()
+            .collect();
+        (deleted, failed)
+    }
+
+    async fn delete(&self, keys: &BTreeSet<String>) -> Vec<(String, StoreError)> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<String> = keys.iter().cloned().collect();
+        self.store.delete_many(&keys).await
+    }
+}
+
+/// Every object of a rendition: its marker, then what records name.
+fn objects_of(m: &UnneededMedia) -> Vec<String> {
+    m.marker().into_iter().chain(m.keys()).collect()
 }
 
 /// The `media.deleted` record of one erased message: the message's CRM fields, so a receiver

@@ -1,6 +1,7 @@
 //! Object keys: derived from the content hash and the profile id only.
 //!
 //! `PREFIX/ab/<hash>/<profile id>/media.mp3`, `…/<profile id>/thumb.png`,
+//! `…/<profile id>/outputs.json` (the marker put after them, see `pipeline::reuse`),
 //! `PREFIX/ab/<hash>/original` (files stored as they came, and archived originals). The two-hex
 //! fan-out keeps directories small on local disks.
 
@@ -21,6 +22,21 @@ pub fn thumbnail(prefix: &str, hash: &ContentHash, profile_id: &str, extension: 
         profile_dir(profile_id)
     )
 }
+
+/// The marker saying that every output of these bytes with this profile is stored.
+pub fn outputs(prefix: &str, hash: &ContentHash, profile_id: &str) -> String {
+    format!("{}{}/{OUTPUTS}", base(prefix, hash), profile_dir(profile_id))
+}
+
+/// The marker of the rendition stored under `rendition_key` (they share a directory).
+pub fn outputs_beside(rendition_key: &str) -> String {
+    match rendition_key.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{OUTPUTS}"),
+        None => OUTPUTS.to_string(),
+    }
+}
+
+const OUTPUTS: &str = "outputs.json";
 
 pub fn original(prefix: &str, hash: &ContentHash) -> String {
     format!("{}original", base(prefix, hash))
@@ -59,6 +75,9 @@ mod tests {
             format!("crm/ab/{}/0123/thumb.png", h.hex())
         );
         assert_eq!(original("crm/", &h), format!("crm/ab/{}/original", h.hex()));
+        let marker = outputs("crm", &h, "0123");
+        assert_eq!(marker, format!("crm/ab/{}/0123/outputs.json", h.hex()));
+        assert_eq!(outputs_beside(&rendition("crm", &h, "0123", "mp4")), marker);
         assert_eq!(
             rendition("", &h, "../x", "mp3"),
             format!("ab/{}/x/media.mp3", h.hex())

@@ -153,8 +153,8 @@ fn the_same_bytes_under_five_names_are_transcoded_once() {
     }
     let ids: HashSet<&str> = records.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 5, "each message has its own record id");
-    // One rendition and one thumbnail in the store: one transcode.
-    assert_eq!(stored_files(&d.path().join("media")).len(), 2);
+    // One rendition, one thumbnail and their marker in the store: one transcode.
+    assert_eq!(stored_files(&d.path().join("media")).len(), 3);
     assert_eq!(d.names_in("done"), names.to_vec());
     assert_eq!(d.stop(LONG).code(), Some(0));
 }

@@ -74,7 +74,7 @@ pub fn http_daemon(extra: &str) -> Daemon {
 
 /// The scrape as a map from "name{label=value,…}" (labels sorted, `le` and such included for
 /// histogram buckets) to value; parsing it as OpenMetrics checks the whole exposition.
-fn scrape(base: &str) -> HashMap<String, f64> {
+pub fn scrape(base: &str) -> HashMap<String, f64> {
     let answer = get(&format!("{base}/metrics"), &[]);
     assert_eq!(answer.status, 200);
     assert!(
@@ -114,7 +114,7 @@ fn scrape(base: &str) -> HashMap<String, f64> {
     values
 }
 
-fn value(values: &HashMap<String, f64>, key: &str) -> f64 {
+pub fn value(values: &HashMap<String, f64>, key: &str) -> f64 {
     *values
         .get(key)
         .unwrap_or_else(|| panic!("no {key} in the scrape: {:#?}", sorted_keys(values)))

@@ -20,6 +20,7 @@ mod presets;
 mod privacy;
 mod receiver;
 mod several_daemons;
+mod shared_store;
 mod spool_support;
 mod store;
 mod store_support;

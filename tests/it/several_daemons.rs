@@ -41,19 +41,6 @@ fn daemon(catalog: &str, bucket: &Bucket, spool_extra: &str) -> Daemon {
     d
 }
 
-/// A new bucket on the shared S3 test server, keeping every version of every object.
-fn versioned_bucket() -> Bucket {
-    let bucket = Bucket::create(&S3Server::shared());
-    bucket.s3api(&[
-        "put-bucket-versioning",
-        "--bucket",
-        &bucket.name,
-        "--versioning-configuration",
-        "Status=Enabled",
-    ]);
-    bucket
-}
-
 /// Every object the records name was written once, and the bucket holds nothing else.
 fn each_object_written_once(bucket: &Bucket, records: &[Value]) {
     let versions = bucket.versions();
@@ -91,7 +78,7 @@ fn twenty_notes() -> Vec<(String, Vec<u8>)> {
 
 fn same_files_into_every_spool_are_stored_once(n: usize) {
     let catalog = fresh_database();
-    let bucket = versioned_bucket();
+    let bucket = Bucket::create_versioned(&S3Server::shared());
     let mut daemons: Vec<Daemon> = (0..n).map(|_| daemon(&catalog, &bucket, "")).collect();
     for d in &mut daemons {
         d.start();
@@ -183,7 +170,7 @@ fn four_daemons_given_the_same_twenty_files_store_each_once() {
 #[test]
 fn a_daemon_killed_holding_a_lease_blocks_the_others_for_one_lease_at_most() {
     let catalog = fresh_database();
-    let bucket = versioned_bucket();
+    let bucket = Bucket::create_versioned(&S3Server::shared());
     let mut a = daemon(&catalog, &bucket, "job_timeout = \"60s\"").with_env("MEDIASPOOL_FAULT", "hang:stuck");
     let mut b = daemon(&catalog, &bucket, "");
     a.start();
@@ -262,7 +249,7 @@ fn children(pid: u32) -> Vec<i32> {
 #[test]
 fn a_catalog_outage_of_thirty_seconds_is_waited_out() {
     let server = OwnServer::start();
-    let bucket = versioned_bucket();
+    let bucket = Bucket::create_versioned(&S3Server::shared());
     let mut d = daemon(&server.url(), &bucket, "jobs = 2");
     d.start();
     let files = twenty_notes();

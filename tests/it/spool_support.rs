@@ -252,7 +252,8 @@ pub fn tone_wav(hz: f64, ms: u32) -> Vec<u8> {
     out
 }
 
-/// Every key records name (media, thumbnail, original).
+/// Every key records name (media, thumbnail, original), and the outputs marker beside each
+/// rendition (files kept as they came have none).
 pub fn referenced_keys(records: &[Value]) -> std::collections::HashSet<String> {
     let mut keys = std::collections::HashSet::new();
     for r in records {
@@ -261,8 +262,19 @@ pub fn referenced_keys(records: &[Value]) -> std::collections::HashSet<String> {
                 keys.insert(k.to_string());
             }
         }
+        if let Some(marker) = outputs_marker(r) {
+            keys.insert(marker);
+        }
     }
     keys
+}
+
+/// The key of the marker saying a record's rendition and thumbnail are all stored.
+pub fn outputs_marker(record: &Value) -> Option<String> {
+    record["media"]["profile_id"].as_str()?;
+    let key = record["media"]["key"].as_str()?;
+    let (dir, _) = key.rsplit_once('/')?;
+    Some(format!("{dir}/outputs.json"))
 }
 
 /// Files in a local store, relative to its root, staging area excluded.

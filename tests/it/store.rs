@@ -476,14 +476,7 @@ const IMPATIENT: &str = "timeout = \"2s\"\nretry_budget = \"3s\"";
 #[test]
 fn s3_stopped_for_20_s_mid_run_loses_nothing_and_writes_each_object_once() {
     let server = S3Server::start_own(0, &[]);
-    let bucket = Bucket::create(&server);
-    bucket.s3api(&[
-        "put-bucket-versioning",
-        "--bucket",
-        &bucket.name,
-        "--versioning-configuration",
-        "Status=Enabled",
-    ]);
+    let bucket = Bucket::create_versioned(&server);
     let mut d = Daemon::new("", &bucket.config(IMPATIENT));
     for (k, v) in AWS_ENV {
         d = d.with_env(k, v);

@@ -142,6 +142,20 @@ impl Bucket {
         bucket
     }
 
+    /// A new bucket keeping every version of every object, so that each write of a key
+    /// shows (see [`Bucket::versions`]).
+    pub fn create_versioned(server: &S3Server) -> Bucket {
+        let bucket = Bucket::create(server);
+        bucket.s3api(&[
+            "put-bucket-versioning",
+            "--bucket",
+            &bucket.name,
+            "--versioning-configuration",
+            "Status=Enabled",
+        ]);
+        bucket
+    }
+
     /// `aws s3api ARGS` against this server, as JSON (`Null` for no output).
     pub fn s3api(&self, args: &[&str]) -> Value {
         let aws = required("MEDIASPOOL_TEST_AWS_CLI", "the AWS CLI");
