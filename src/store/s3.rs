@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -56,7 +57,11 @@ impl S3Store {
             config.endpoint.clone()
         };
         let custom_endpoint = !endpoint.is_empty();
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.path_style);
+        // One attempt per call: the store's own budget (see `retry`) does the trying again, so a
+        // request is abandoned after `store.timeout`, not after the SDK's three attempts of it.
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(1));
         if !config.endpoint.is_empty() {
             builder = builder.endpoint_url(&config.endpoint);
         }
