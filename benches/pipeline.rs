@@ -2,7 +2,7 @@
 //! sha256sum + ffprobe + ffmpeg + ffprobe per file, 2 at a time), on the same inputs, in the
 //! same run, with the baseline's ffmpeg settings equal to the profile's.
 //!
-//!     cargo bench --bench pipeline                 # voice, video, duplicate
+//!     cargo bench --bench pipeline                 # voice, video, duplicate, metrics
 //!     cargo bench --bench pipeline -- memory       # peak memory on a 1 GB video (slow)
 //!     cargo bench --bench pipeline -- voice video  # any subset
 //!
@@ -15,6 +15,9 @@
 //! - duplicate: a 100 MB file already stored, renamed in again under new names (each with its
 //!   manifest written first) → time until its `media.duplicate` record is in the outbox
 //!   (daemon, default settings).
+//! - metrics: what `[http]` costs: the mostly-short voice notes through the daemon with `[http]`
+//!   off and on (its `/metrics` scraped every second), in turn, five rounds → time of each and
+//!   the ratio on / off.
 //! - memory: peak resident memory of `mediaspool process` (its largest process) on a 1 GB
 //!   1080p video, and on a 4K HEVC 10-bit clip beside the ffmpeg CLI's.
 //!
@@ -49,6 +52,9 @@ fn main() {
     }
     if wants("duplicate") {
         duplicate(dir.path());
+    }
+    if wants("metrics") {
+        metrics_cost(dir.path());
     }
     if wants("memory") {
         memory(dir.path());
@@ -102,7 +108,7 @@ fn compare(work: &Path, inputs: &Path, profile_args: (&str, &str)) -> Comparison
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediaspool"));
         cmd.arg("process").args(&files).current_dir(&out);
         let a = timed(cmd).as_secs_f64();
-        let d = daemon_run(&work.join(format!("daemon{round}")), &files);
+        let d = daemon_run(&work.join(format!("daemon{round}")), &files, "");
         let b = timed(support::baseline(
             inputs,
             &work.join(format!("base{round}")),
@@ -124,14 +130,15 @@ fn compare(work: &Path, inputs: &Path, profile_args: (&str, &str)) -> Comparison
     }
 }
 
-/// A running daemon (default settings, no manifests expected): after a warm-up file, every
-/// input is renamed into `incoming/` at once; seconds until the last record is in the outbox.
-fn daemon_run(dir: &Path, files: &[PathBuf]) -> f64 {
+/// A running daemon (default settings, no manifests expected, `config` added): after a warm-up
+/// file, every input is renamed into `incoming/` at once; seconds until the last record is in
+/// the outbox.
+fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> f64 {
     let incoming = dir.join("spool/incoming");
     std::fs::create_dir_all(&incoming).unwrap();
     std::fs::write(
         dir.join("mediaspool.toml"),
-        "[spool]\njobs = 2\nmanifest_grace = \"0s\"\n",
+        format!("[spool]\njobs = 2\nmanifest_grace = \"0s\"\n{config}"),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mediaspool"))
@@ -211,11 +218,18 @@ impl Mix {
     }
 }
 
-fn voice(root: &Path, mix: Mix) {
-    let work = &root.join(format!("voice-{}", mix as u8));
+/// 60 voice notes spread as `mix` says, in `work/voice-in`; returns that directory and the
+/// seconds of audio in all.
+fn voice_notes(work: &Path, mix: Mix) -> (PathBuf, f64) {
     let inputs = work.join("voice-in");
     support::voice_notes(&inputs, 60, |i| mix.seconds(i));
     let total: f64 = (0..60).map(|i| mix.seconds(i)).sum();
+    (inputs, total)
+}
+
+fn voice(root: &Path, mix: Mix) {
+    let work = &root.join(format!("voice-{}", mix as u8));
+    let (inputs, total) = voice_notes(work, mix);
     // The encoder's own limit: all the audio through one ffmpeg per core, no per-file costs.
     // Notes grow with their number: odd and even ones split the audio into equal halves.
     let list = work.join("voice-list.txt");
@@ -253,6 +267,76 @@ fn voice(root: &Path, mix: Mix) {
         100.0 * limit / c.process,
         100.0 * limit / c.daemon
     );
+}
+
+/// The daemon on the same voice notes with `[http]` off and on, its metrics scraped every
+/// second while on; the two in turn (which goes first alternates), five rounds.
+fn metrics_cost(root: &Path) {
+    let work = &root.join("metrics");
+    let (inputs, _) = voice_notes(work, Mix::MostlyShort);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&inputs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let (mut off, mut on, mut ratios, mut scrapes) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for round in 0..5 {
+        let run_off = || daemon_run(&work.join(format!("off{round}")), &files, "");
+        let run_on = |scrapes: &mut usize| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let scraper = {
+                let stop = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || scrape_every_second(port, &stop))
+            };
+            let took = daemon_run(
+                &work.join(format!("on{round}")),
+                &files,
+                &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+            );
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            *scrapes += scraper.join().unwrap();
+            took
+        };
+        let (a, b) = if round % 2 == 0 {
+            let a = run_off();
+            (a, run_on(&mut scrapes))
+        } else {
+            let b = run_on(&mut scrapes);
+            (run_off(), b)
+        };
+        off.push(a);
+        on.push(b);
+        ratios.push(b / a);
+    }
+    assert!(scrapes > 0, "no scrape of /metrics succeeded");
+    println!(
+        "metrics: 60 voice notes through watch, [http] off {:.2} s | on, scraped every second {:.2} s | on / off {:.3} (median of 5 rounds; {scrapes} scrapes)",
+        median(off),
+        median(on),
+        median(ratios)
+    );
+}
+
+/// GETs `/metrics` once a second until `stop`; returns how many answered 200.
+fn scrape_every_second(port: u16, stop: &std::sync::atomic::AtomicBool) -> usize {
+    use std::io::{Read, Write};
+    let mut ok = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let mut answer = Vec::new();
+            if conn.read_to_end(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.1 200") {
+                ok += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    ok
 }
 
 /// Batches of phone-like clips: one (a customer's video alone), three and four (jobs meet
