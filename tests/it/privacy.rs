@@ -129,7 +129,9 @@ fn rows_naming(path: &Path, table: &str, record_ids: &BTreeSet<String>) -> usize
 
 /// `mediaspool ARGS` at the test clock's `now`.
 fn at(s: &Scratch, now: &str, args: &[&str]) -> std::process::Output {
-    let out = s.run_env(args, &[("MEDIASPOOL_NOW", now)], LONG);
+    let mut env = AWS_ENV.to_vec();
+    env.push(("MEDIASPOOL_NOW", now));
+    let out = s.run_env(args, &env, LONG);
     assert!(
         out.status.success(),
         "{args:?} at {now}: {}",
@@ -152,8 +154,7 @@ fn deleted_at_receiver(log: &Log) -> BTreeSet<String> {
 /// message still needs stay until their last message expires; what goes is absent from the
 /// store (listed directly) and the catalog, and each message's media.deleted record reaches the
 /// HTTP sink.
-#[test]
-fn purge_applies_retention_by_default_tag_profile_and_manifest() {
+fn purge_applies_retention_by_default_tag_profile_and_manifest(store: StoreUnderTest) {
     let receiver = Receiver::start(Some(SECRET), |_, _| Answer::status(200));
     let s = Scratch::new();
     std::fs::create_dir(s.path().join("profiles")).unwrap();
@@ -166,8 +167,9 @@ fn purge_applies_retention_by_default_tag_profile_and_manifest() {
     std::fs::write(
         s.path().join("mediaspool.toml"),
         format!(
-            "profiles_dir = \"profiles\"\n[policy]\nretention_days = 30\nretention_tags = {{ legal-hold = 3650, marketing = 5 }}\n{}",
-            sink(&receiver.url("/hook"), "")
+            "profiles_dir = \"profiles\"\n[policy]\nretention_days = 30\nretention_tags = {{ legal-hold = 3650, marketing = 5 }}\n{}\n{}",
+            sink(&receiver.url("/hook"), ""),
+            store.config()
         ),
     )
     .unwrap();
@@ -231,7 +233,6 @@ fn purge_applies_retention_by_default_tag_profile_and_manifest() {
     assert_eq!(until("held.wav"), "2035-12-30T00:00:00Z");
     assert_eq!(until("manifest.wav"), "2026-01-03T00:00:00Z");
     let db = s.path().join("mediaspool.db");
-    let store = s.path().join("media");
     let all: BTreeSet<String> = records
         .iter()
         .map(|r| r["record_id"].as_str().unwrap().to_string())
@@ -265,13 +266,13 @@ fn purge_applies_retention_by_default_tag_profile_and_manifest() {
             .filter_map(|l| l["record_id"].as_str().map(str::to_string))
             .collect();
         assert_eq!(listed, going, "dry run at {now}");
-        let before = stored_files(&store);
+        let before = store.objects(s.path());
         at(&s, now, &["purge"]);
         gone.extend(going.iter().cloned());
         let left: BTreeSet<String> = all.difference(&gone).cloned().collect();
         assert_eq!(catalog_messages(&db), left, "catalog after the purge at {now}");
         assert_eq!(rows_naming(&db, "jobs", &gone), 0);
-        let deleted: HashSet<String> = before.difference(&stored_files(&store)).cloned().collect();
+        let deleted: HashSet<String> = before.difference(&store.objects(s.path())).cloned().collect();
         assert_eq!(deleted, keys_of(bytes), "objects deleted at {now}");
         assert_eq!(
             rows_naming(&db, "outbox", &gone),
@@ -283,7 +284,10 @@ fn purge_applies_retention_by_default_tag_profile_and_manifest() {
         });
     }
     // What is left is exactly what the held messages refer to.
-    assert_eq!(stored_files(&store), keys_of(&["held.wav", "profile-copy.wav"]));
+    assert_eq!(
+        store.objects(s.path()),
+        keys_of(&["held.wav", "profile-copy.wav"])
+    );
     assert_eq!(deleted_at_receiver(&receiver.log.lock().unwrap()), gone);
     let notices: Vec<Value> = s
         .records()
@@ -297,7 +301,18 @@ fn purge_applies_retention_by_default_tag_profile_and_manifest() {
     assert_eq!(s.records().len(), records.len() + gone.len());
 }
 
-/// Where a forget test's objects live, listed directly.
+#[test]
+fn purge_applies_retention_on_the_local_store() {
+    purge_applies_retention_by_default_tag_profile_and_manifest(StoreUnderTest::Local);
+}
+
+#[test]
+fn purge_applies_retention_on_the_s3_store() {
+    let server = S3Server::shared();
+    purge_applies_retention_by_default_tag_profile_and_manifest(StoreUnderTest::S3(Bucket::create(&server)));
+}
+
+/// Where a purge or forget test's objects live, listed directly.
 enum StoreUnderTest {
     Local,
     S3(Bucket),
@@ -311,9 +326,10 @@ impl StoreUnderTest {
         }
     }
 
-    fn objects(&self, d: &Daemon) -> HashSet<String> {
+    /// The objects in the store of the daemon or commands run in `dir`.
+    fn objects(&self, dir: &Path) -> HashSet<String> {
         match self {
-            StoreUnderTest::Local => stored_files(&d.path().join("media")),
+            StoreUnderTest::Local => stored_files(&dir.join("media")),
             StoreUnderTest::S3(bucket) => {
                 let listed = bucket.s3api(&["list-objects-v2", "--bucket", &bucket.name]);
                 listed["Contents"]
@@ -415,7 +431,7 @@ fn forget_erases_a_customer_and_only_their_reference_to_shared_content(
     let (forgotten_ids, kept_ids) = (ids(&forgotten), ids(&kept));
     let (forgotten_keys, kept_keys) = (referenced_keys(&forgotten), referenced_keys(&kept));
     assert_eq!(
-        store.objects(&d),
+        store.objects(d.path()),
         &forgotten_keys | &kept_keys,
         "the store holds what records name"
     );
@@ -453,7 +469,7 @@ fn forget_erases_a_customer_and_only_their_reference_to_shared_content(
     // Examined directly: the store, the catalog, the spool.
     let check_erased = |when: &str| {
         assert_eq!(
-            store.objects(&d),
+            store.objects(d.path()),
             kept_keys,
             "{when}: the store holds the other customer's objects only"
         );
