@@ -16,5 +16,5 @@ cargo test --quiet -- --test-threads="${TEST_THREADS:-2}"
 # The tests that run `mediaspool watch` once more, each daemon on a fresh database of the
 # PostgreSQL server instead of its SQLite file.
 MEDIASPOOL_TEST_CATALOG=postgres cargo test --quiet --test it -- --test-threads="${TEST_THREADS:-2}" \
-  daemon:: bounds:: terminal::watch_ http:: browser:: privacy:: \
+  daemon:: bounds:: terminal::watch_ http:: browser:: privacy::logs_ \
   store::s3_a_large_file store::s3_stopped store::s3_restarted
