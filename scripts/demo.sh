@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --quiet --release
-bin=$PWD/target/release/mediaspool
+bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/mediaspool
 rm -rf demo && mkdir -p demo/spool/incoming
 cat > demo/spool/incoming/voice_note.ogg.meta.json <<'JSON'
 {"customer_id": "c-42", "chat_id": "wa:+34600000000", "message_id": "wamid.demo1",
