@@ -21,16 +21,7 @@ use mediaspool::records::{Event, MediaInfo, Record, SourceInfo};
 
 mod support;
 
-use support::run_ok;
-
-const AWS_ENV: [(&str, &str); 6] = [
-    ("AWS_ACCESS_KEY_ID", "mediaspool-bench"),
-    ("AWS_SECRET_ACCESS_KEY", "mediaspool-bench-secret"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-    ("AWS_CONFIG_FILE", "/dev/null"),
-    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-];
+use support::{run_ok, AWS_ENV};
 
 fn main() {
     let records: usize = std::env::args()

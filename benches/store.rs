@@ -20,18 +20,9 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{median, run_ok};
+use support::{median, run_ok, AWS_ENV};
 
 const ROUNDS: usize = 3;
-
-const AWS_ENV: [(&str, &str); 6] = [
-    ("AWS_ACCESS_KEY_ID", "mediaspool-bench"),
-    ("AWS_SECRET_ACCESS_KEY", "mediaspool-bench-secret"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-    ("AWS_CONFIG_FILE", "/dev/null"),
-    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

@@ -6,6 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// Credentials and settings for the S3 test server, with nothing read from the machine's own
+/// AWS configuration.
+pub const AWS_ENV: [(&str, &str); 6] = [
+    ("AWS_ACCESS_KEY_ID", "mediaspool-bench"),
+    ("AWS_SECRET_ACCESS_KEY", "mediaspool-bench-secret"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+];
+
 /// The `video-720p` profile's settings as `ffmpeg` arguments, for the CLI alone and for the
 /// shell pipeline's `VIDEO_ARGS` (the phone clips are 30 fps: no frame-rate cap applies).
 pub const VIDEO_720P_ARGS: &str = "-c:v libx264 -preset veryfast -crf 26 -profile:v high \
