@@ -71,13 +71,23 @@ pub struct StreamInfo {
     pub rotation: Option<u32>,
 }
 
-/// Extensions that name audio or video containers. Used only to tell a broken media file from a
-/// document when the bytes themselves are not recognisable.
+/// Extensions that name audio or video containers and raw streams. Used only where the bytes
+/// alone do not settle it: to tell a broken media file from a document, and to back a
+/// low-confidence match of libav's (see [`CONFIDENT_PROBE_SCORE`]).
 const MEDIA_EXTENSIONS: &[&str] = &[
-    "3g2", "3gp", "aac", "ac3", "aif", "aiff", "amr", "ape", "asf", "avi", "caf", "flac", "flv", "m4a",
-    "m4b", "m4v", "mka", "mkv", "mov", "mp2", "mp3", "mp4", "mpeg", "mpg", "oga", "ogg", "ogv", "opus",
-    "spx", "ts", "wav", "weba", "webm", "wma", "wmv", "wv",
+    "264", "265", "3g2", "3ga", "3gp", "aac", "ac3", "adts", "aif", "aifc", "aiff", "amr", "ape", "asf",
+    "au", "avi", "awb", "caf", "dts", "eac3", "f4v", "flac", "flv", "h264", "h265", "hevc", "ivf", "m1v",
+    "m2t", "m2ts", "m2v", "m4a", "m4b", "m4r", "m4v", "mj2", "mjpeg", "mjpg", "mka", "mks", "mkv", "mov",
+    "mp1", "mp2", "mp3", "mp4", "mpa", "mpc", "mpeg", "mpg", "mpv", "mts", "mxf", "nut", "obu", "oga", "ogg",
+    "ogv", "opus", "qt", "ra", "rm", "rmvb", "snd", "spx", "tak", "ts", "tta", "vob", "voc", "w64", "wav",
+    "weba", "webm", "wma", "wmv", "wv", "y4m",
 ];
+
+/// libav's score for a match by file extension alone (`AVPROBE_SCORE_EXTENSION`). Demuxers with
+/// no signature to check claim files this way — the text-art ones take any `.bin`, `.nfo` or
+/// `.asc` as a picture — so a match at or below it counts as media only when the name says media
+/// too; otherwise the file is a document, kept as it came.
+const CONFIDENT_PROBE_SCORE: i32 = 50;
 
 /// Probes `path` by its content.
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
@@ -114,23 +124,35 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
         Ok(input) => input,
         Err(e) => {
             let detail = libav::describe(e);
-            let media_bytes = sniffed.is_some_and(|t| {
-                matches!(
-                    t.matcher_type(),
-                    infer::MatcherType::Audio | infer::MatcherType::Video
-                )
-            });
-            let media_name = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if media_bytes || media_name {
+            if media_bytes(sniffed) || media_name(path) {
                 return Err(MediaError::Unreadable { detail });
             }
             return Ok(other(bytes, sniffed, &head));
         }
     };
+    // SAFETY: `input` is an open format context; `probe_score` is a plain int it owns.
+    let score = unsafe { (*input.as_ptr()).probe_score };
+    if score <= CONFIDENT_PROBE_SCORE && !media_bytes(sniffed) && !media_name(path) {
+        return Ok(other(bytes, sniffed, &head));
+    }
     probe_libav(path, &input, bytes, sniffed)
+}
+
+/// Whether the file's signature says audio or video.
+fn media_bytes(sniffed: Option<infer::Type>) -> bool {
+    sniffed.is_some_and(|t| {
+        matches!(
+            t.matcher_type(),
+            infer::MatcherType::Audio | infer::MatcherType::Video
+        )
+    })
+}
+
+/// Whether the file's name says audio or video.
+fn media_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 fn read_head(path: &Path, len: usize) -> Result<Vec<u8>, MediaError> {

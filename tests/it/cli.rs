@@ -176,6 +176,55 @@ fn probe_prints_json_per_file_and_flags_failures() {
     assert_documented(&lines[1]["error"]);
 }
 
+/// Bytes with no structure at all, as an encrypted or compressed document has.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_name_alone_does_not_make_a_document_media() {
+    // libav's text-art demuxers claim any `.bin`, `.nfo` or `.asc` by its extension and would
+    // render it as a video; such files are documents, kept as they came.
+    let s = Scratch::new();
+    let mut args = vec!["probe".to_string()];
+    for (i, name) in ["firmware.bin", "release.nfo", "key.asc"].iter().enumerate() {
+        let path = s.path().join(name);
+        std::fs::write(&path, noise(20 << 10, i as u64 + 1)).unwrap();
+        args.push(path.to_string_lossy().into_owned());
+    }
+    // A signature libav trusts only as far as an extension (TAK) still makes media when the
+    // name agrees, and so does an MP3 whose frames libav barely recognises.
+    for name in [
+        "other/mutagen__silence-44-s.tak",
+        "broken/taglib__invalid-frames1.mp3",
+    ] {
+        args.push(corpus().join(name).to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.run(&args, T);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{}", String::from_utf8_lossy(&out.stderr));
+    for doc in &lines[..3] {
+        assert_eq!(doc["kind"], "other", "{doc}");
+        assert_eq!(doc["mime"], "application/octet-stream", "{doc}");
+    }
+    for media in &lines[3..] {
+        assert_eq!(media["kind"], "audio", "{media}");
+    }
+    assert_eq!(out.status.code(), Some(0));
+}
+
 /// Integrated loudness (LUFS) of a file, by FFmpeg's ebur128 filter in the CLI.
 fn integrated_lufs(path: &std::path::Path) -> f64 {
     let out = std::process::Command::new("ffmpeg")
