@@ -1,7 +1,9 @@
 //! `mediaspool worker`: the worker process's loop.
 //!
 //! In: a [`Setup`] line, then [`Job`] lines on stdin. Out: [`Message`] lines on stdout.
-//! Exits when stdin closes. Logs go to stderr (inherited from the daemon).
+//! Exits when stdin closes, and within a second of its daemon's death even mid-job (a daemon
+//! killed with SIGKILL cannot close anything; its worker must not go on transcoding, or hang,
+//! for nobody). Logs go to stderr (inherited from the daemon).
 //!
 //! For tests, `MEDIASPOOL_FAULT=crash:TEXT,hang:TEXT,oom:TEXT` makes the worker abort, hang
 //! or allocate memory without bound on any file whose name contains TEXT. It changes nothing
@@ -13,6 +15,7 @@ use super::{job, Job, Message, Setup};
 use crate::profile::ProfileSet;
 
 pub fn run() -> u8 {
+    exit_with_parent();
     crate::media::init();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -55,6 +58,24 @@ pub fn run() -> u8 {
         });
     }
     0
+}
+
+/// Exits the process once it has been handed to another parent: the daemon that started it is
+/// gone. Polls, so it holds whatever thread spawned the worker and any init or subreaper.
+fn exit_with_parent() {
+    // SAFETY: getppid takes nothing and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            // SAFETY: as above.
+            if unsafe { libc::getppid() } != parent {
+                eprintln!("mediaspool worker: the daemon (pid {parent}) is gone; exiting");
+                std::process::exit(3);
+            }
+        })
+        .expect("spawn a thread");
 }
 
 fn inject_fault(faults: &str, file_name: &str) {

@@ -494,6 +494,64 @@ fn a_crashing_hanging_or_bloating_worker_quarantines_only_its_file() {
     assert_eq!(d.stop(LONG).code(), Some(0));
 }
 
+/// Pids of the live (not zombie) processes whose parent is `parent` and whose command line
+/// holds `word`.
+fn children_running(parent: u32, word: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the command name in parentheses: state, then parent pid.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if fields.len() > 1
+            && fields[0] != "Z"
+            && fields[1] == parent.to_string()
+            && String::from_utf8_lossy(&cmdline).contains(word)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn workers_of_a_killed_daemon_exit_even_mid_job() {
+    let mut d = Daemon::new("job_timeout = \"10m\"", "").with_env("MEDIASPOOL_FAULT", "hang:stuck");
+    d.start();
+    d.drop_file("stuck.wav", &tone_wav(1000.0, 300));
+    let start = std::time::Instant::now();
+    while !d.spool("work").join("stuck.wav").exists() {
+        assert!(start.elapsed() < LONG, "the job never started; log:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its worker has the job by now, and hangs in it.
+    std::thread::sleep(Duration::from_secs(1));
+    let workers = children_running(d.pid(), "worker");
+    assert!(!workers.is_empty(), "no worker process; log:\n{}", d.log());
+    d.kill9();
+    let start = std::time::Instant::now();
+    while workers.iter().any(|&w| is_alive(w)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "workers {workers:?} outlived their daemon; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn sigterm_mid_run_exits_0_and_the_next_start_completes_the_rest() {
     let mut d = Daemon::new("", "");
