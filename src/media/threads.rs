@@ -61,12 +61,26 @@ pub fn set_decoder_threading(context: &mut codec::context::Context) {
     });
 }
 
+/// x264's threads for this job: half as many again as its cores, x264's own choice for a whole
+/// machine (frame threads wait on each other's reference rows; the extra ones keep the cores
+/// busy meanwhile).
+pub fn encoder_threads() -> usize {
+    x264_threads(threads())
+}
+
+fn x264_threads(threads: usize) -> usize {
+    (threads * 3).div_ceil(2)
+}
+
+/// A frame-threaded decoder's threads for a job with `threads` cores: one more than that, as
+/// libav chooses for a whole machine (a thread waiting for its reference frame leaves a core
+/// idle otherwise), within libav's ceiling and what `memory` holds.
 fn decoder_threads(threads: usize, memory: u64, picture: u64) -> usize {
     let fit = match memory {
         0 => usize::MAX,
         limit => usize::try_from(limit / 2 / (PICTURES_PER_THREAD * picture.max(1))).unwrap_or(usize::MAX),
     };
-    threads.min(MAX_DECODER_THREADS).min(fit).max(1)
+    (threads + 1).min(MAX_DECODER_THREADS).min(fit).max(1)
 }
 
 /// Bytes of one picture (0 when libav does not know the format).
@@ -88,7 +102,8 @@ mod tests {
 
     #[test]
     fn a_job_gets_its_threads_up_to_what_libav_would_choose() {
-        assert_eq!(decoder_threads(2, 2 * GIB, HD), 2);
+        assert_eq!(decoder_threads(2, 2 * GIB, HD), 3);
+        assert_eq!(decoder_threads(1, 2 * GIB, HD), 2);
         assert_eq!(decoder_threads(32, 2 * GIB, HD), MAX_DECODER_THREADS);
         assert_eq!(decoder_threads(32, 0, UHD8K_10BIT), MAX_DECODER_THREADS);
     }
@@ -98,7 +113,14 @@ mod tests {
         assert_eq!(decoder_threads(32, 2 * GIB, UHD_10BIT), 14);
         assert_eq!(decoder_threads(32, 2 * GIB, UHD8K_10BIT), 3);
         assert_eq!(decoder_threads(32, GIB / 4, UHD8K_10BIT), 1);
-        assert_eq!(decoder_threads(2, 2 * GIB, UHD8K_10BIT), 2);
+        assert_eq!(decoder_threads(2, 2 * GIB, UHD8K_10BIT), 3);
+    }
+
+    #[test]
+    fn x264_gets_half_as_many_again_as_the_job_has_cores() {
+        assert_eq!(x264_threads(2), 3);
+        assert_eq!(x264_threads(1), 2);
+        assert_eq!(x264_threads(16), 24);
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl VideoTrack {
             ("preset".to_string(), settings.preset.as_str().to_string()),
             ("crf".to_string(), settings.crf.to_string()),
             ("profile".to_string(), settings.h264_profile.as_str().to_string()),
-            ("threads".to_string(), threads::threads().to_string()),
+            ("threads".to_string(), threads::encoder_threads().to_string()),
         ];
         Ok(VideoTrack {
             input_index: stream.index(),
