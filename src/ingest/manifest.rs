@@ -512,6 +512,7 @@ mod tests {
         );
         let fifo = dir.path().join("fifo.meta.json");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert_eq!(
             Manifest::read(&fifo, 65_536).unwrap(),

@@ -80,6 +80,7 @@ impl S3Server {
     }
 
     pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes no pointers; the pid is the server we started.
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
     }
 
@@ -95,6 +96,7 @@ impl S3Server {
 impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
+            // SAFETY: kill takes no pointers; the pid is our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
         }
         self.kill();
