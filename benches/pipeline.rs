@@ -160,9 +160,11 @@ fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> f64 {
         }
         since.elapsed()
     };
-    let warm = incoming.join(".warm-up");
-    std::fs::copy(&files[0], &warm).unwrap();
-    std::fs::rename(&warm, incoming.join("warm-up")).unwrap();
+    // A document of its own, not a copy of an input: a copy would make that input a duplicate,
+    // recorded at once without any media work.
+    let warm = incoming.join(".warm-up.txt");
+    std::fs::write(&warm, b"warm-up\n").unwrap();
+    std::fs::rename(&warm, incoming.join("warm-up.txt")).unwrap();
     wait_for(1, Instant::now());
     let staged: Vec<(PathBuf, PathBuf)> = files
         .iter()
