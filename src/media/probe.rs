@@ -86,7 +86,8 @@ const MEDIA_EXTENSIONS: &[&str] = &[
 /// libav's score for a match by file extension alone (`AVPROBE_SCORE_EXTENSION`). Demuxers with
 /// no signature to check claim files this way — the text-art ones take any `.bin`, `.nfo` or
 /// `.asc` as a picture — so a match at or below it counts as media only when the name says media
-/// too; otherwise the file is a document, kept as it came.
+/// too; otherwise the file is a document, kept as it came. (A still picture only libav reads,
+/// such as SVG, is kept as it came either way, with its image type.)
 const CONFIDENT_PROBE_SCORE: i32 = 50;
 
 /// Probes `path` by its content.
@@ -132,7 +133,8 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     };
     // SAFETY: `input` is an open format context; `probe_score` is a plain int it owns.
     let score = unsafe { (*input.as_ptr()).probe_score };
-    if score <= CONFIDENT_PROBE_SCORE && !media_bytes(sniffed) && !media_name(path) {
+    let still_image = is_still_image_demuxer(input.format().name());
+    if score <= CONFIDENT_PROBE_SCORE && !still_image && !media_bytes(sniffed) && !media_name(path) {
         return Ok(other(bytes, sniffed, &head));
     }
     probe_libav(path, &input, bytes, sniffed)
