@@ -37,7 +37,7 @@ for target in manifest config profile record; do
 done
 seed profile "$root"/profiles/*.toml
 media=("$root"/fixtures/*)
-[ -d "$corpus_src" ] && media+=("$corpus_src"/*)
+[ -d "$corpus_src" ] && media+=("$corpus_src"/*/*)  # audio/, video/, broken/, other/
 seed probe "${media[@]}"
 seed worker_job "${media[@]}"
 

@@ -5,9 +5,15 @@
 use libfuzzer_sys::fuzz_target;
 use mediaspool::failure::ErrorCode;
 
+#[path = "panics.rs"]
+mod panics;
+
 fuzz_target!(|data: &[u8]| {
     static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(mediaspool::media::init);
+    INIT.call_once(|| {
+        panics::findings_only();
+        mediaspool::media::init();
+    });
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input");
     std::fs::write(&input, data).unwrap();

@@ -12,10 +12,14 @@ use mediaspool::failure::ErrorCode;
 use mediaspool::profile::ProfileSet;
 use mediaspool::worker::{job, MediaOutcome, Request, Setup};
 
+#[path = "panics.rs"]
+mod panics;
+
 fuzz_target!(|data: &[u8]| {
     static INIT: std::sync::Once = std::sync::Once::new();
     let memory_bytes = SpoolConfig::default().job_memory.as_u64();
     INIT.call_once(|| {
+        panics::findings_only();
         mediaspool::media::init();
         mediaspool::media::set_threads(1);
         mediaspool::media::set_memory_limit(memory_bytes);

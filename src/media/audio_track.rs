@@ -299,6 +299,7 @@ impl AudioTrack {
             });
             filtered.set_pts(Some(pts));
             *next_pts = Some(pts + filtered.samples() as i64);
+            tame_samples(&mut filtered);
             if let Some(peaks) = peaks.as_mut() {
                 peaks.add(&filtered);
             }
@@ -332,5 +333,28 @@ fn write_packets(
         packet
             .write_interleaved(octx)
             .map_err(|e| MediaError::encode("writing audio", libav::describe(e)))?;
+    }
+}
+
+/// Loudest sample the encoders are given, 18 dB over full scale: far above anything real audio
+/// reaches after resampling or loudness normalisation.
+const SAMPLE_CEILING: f32 = 8.0;
+
+/// Makes every sample of a planar float frame finite and at most [`SAMPLE_CEILING`] in size.
+/// Float PCM from a damaged file can hold NaN, infinities or values like 1e300; LAME then fails
+/// an internal assertion and aborts the whole process, where a decoder would have complained.
+fn tame_samples(frame: &mut frame::Audio) {
+    if frame.format() != format::Sample::F32(format::sample::Type::Planar) {
+        return;
+    }
+    let samples = frame.samples();
+    for plane in 0..frame.planes() {
+        for sample in frame.plane_mut::<f32>(plane).iter_mut().take(samples) {
+            *sample = if sample.is_finite() {
+                sample.clamp(-SAMPLE_CEILING, SAMPLE_CEILING)
+            } else {
+                0.0
+            };
+        }
     }
 }

@@ -225,6 +225,65 @@ fn a_name_alone_does_not_make_a_document_media() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// A stereo 64-bit float WAV at 8 kHz holding `frames` sample pairs from `sample(i)`.
+fn float64_wav(frames: usize, sample: impl Fn(usize) -> f64) -> Vec<u8> {
+    let data_len = (frames * 16) as u32;
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&(8000u32 * 16).to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(&64u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..frames * 2 {
+        wav.extend_from_slice(&sample(i).to_le_bytes());
+    }
+    wav
+}
+
+#[test]
+fn float_audio_holding_nan_infinities_or_huge_values_is_encoded_not_a_crash() {
+    // Found by fuzzing: such samples made LAME fail an assertion and abort the worker, twice,
+    // and the file was quarantined as worker-crashed.
+    let s = Scratch::new();
+    let wav = s.path().join("damaged_float.wav");
+    let odd = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e300,
+        -1e30,
+        f64::MIN_POSITIVE,
+    ];
+    let bytes = float64_wav(16_000, |i| {
+        if i % 7 == 0 {
+            odd[i / 7 % odd.len()]
+        } else {
+            (i as f64 * 0.05).sin() * 0.5
+        }
+    });
+    std::fs::write(&wav, bytes).unwrap();
+    let out = s.run(&["process", wav.to_str().unwrap()], T);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = s.records();
+    let r = record_for(&records, "damaged_float.wav");
+    assert_eq!(r["event"], "media.stored", "{r}");
+    assert_eq!(r["media"]["mime"], "audio/mpeg");
+    let d = r["media"]["duration_ms"].as_u64().unwrap();
+    assert!((1900..=2100).contains(&d), "{d} ms");
+}
+
 /// Integrated loudness (LUFS) of a file, by FFmpeg's ebur128 filter in the CLI.
 fn integrated_lufs(path: &std::path::Path) -> f64 {
     let out = std::process::Command::new("ffmpeg")
