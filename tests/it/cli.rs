@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::spool_support::{wav_header, WavFormat};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -227,20 +228,7 @@ fn a_name_alone_does_not_make_a_document_media() {
 
 /// A stereo 64-bit float WAV at 8 kHz holding `frames` sample pairs from `sample(i)`.
 fn float64_wav(frames: usize, sample: impl Fn(usize) -> f64) -> Vec<u8> {
-    let data_len = (frames * 16) as u32;
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&(8000u32 * 16).to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(&64u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data_len.to_le_bytes());
+    let mut wav = wav_header(WavFormat::Float, 2, 8000, 64, (frames * 16) as u32);
     for i in 0..frames * 2 {
         wav.extend_from_slice(&sample(i).to_le_bytes());
     }
@@ -269,7 +257,7 @@ fn float_audio_holding_nan_infinities_or_huge_values_is_encoded_not_a_crash() {
         }
     });
     std::fs::write(&wav, bytes).unwrap();
-    let out = s.run(&["process", wav.to_str().unwrap()], T);
+    let out = s.process(&[wav]);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -226,25 +226,39 @@ impl Drop for Daemon {
     }
 }
 
+/// The sample coding a WAV's `fmt ` chunk names.
+#[derive(Clone, Copy)]
+pub enum WavFormat {
+    Pcm = 1,
+    Float = 3,
+}
+
+/// The 44-byte header of a WAV whose `data` chunk of `data_len` bytes follows.
+pub fn wav_header(format: WavFormat, channels: u16, rate: u32, bits: u16, data_len: u32) -> Vec<u8> {
+    let block = channels * bits / 8;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&(format as u16).to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    out.extend_from_slice(&block.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out
+}
+
 /// A WAV of `ms` milliseconds of a sine at `hz` (8 kHz mono 16-bit): distinct bytes per tone,
 /// quick to transcode.
 pub fn tone_wav(hz: f64, ms: u32) -> Vec<u8> {
     let rate = 8000u32;
     let samples = rate * ms / 1000;
     let data_len = samples * 2;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
+    let mut out = wav_header(WavFormat::Pcm, 1, rate, 16, data_len);
     for i in 0..samples {
         let v = (f64::from(i) / f64::from(rate) * hz * std::f64::consts::TAU).sin() * 12000.0;
         out.extend_from_slice(&(v as i16).to_le_bytes());
