@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use super::decode::DecodeErrors;
 use super::filters::{abuffer_args, simple_graph};
 use super::libav;
+use super::mux::Mux;
 use super::waveform::Peaks;
 use super::MediaError;
 use crate::profile::{AudioCodec, AudioSettings, Loudness, Rate};
@@ -140,7 +141,7 @@ impl AudioTrack {
     pub fn send_packet(
         &mut self,
         packet: &ffmpeg::Packet,
-        octx: &mut format::context::Output,
+        mux: &mut Mux,
         errors: &mut DecodeErrors,
     ) -> Result<(), MediaError> {
         if let Err(e) = self.decoder.send_packet(packet) {
@@ -151,16 +152,12 @@ impl AudioTrack {
                 );
             }
         }
-        self.receive_frames(octx, errors)
+        self.receive_frames(mux, errors)
     }
 
-    pub fn finish(
-        &mut self,
-        octx: &mut format::context::Output,
-        errors: &mut DecodeErrors,
-    ) -> Result<(), MediaError> {
+    pub fn finish(&mut self, mux: &mut Mux, errors: &mut DecodeErrors) -> Result<(), MediaError> {
         let _ = self.decoder.send_eof();
-        self.receive_frames(octx, errors)?;
+        self.receive_frames(mux, errors)?;
         if let Some((graph, _)) = self.graph.as_mut() {
             graph
                 .get("in")
@@ -169,18 +166,14 @@ impl AudioTrack {
                 .flush()
                 .map_err(|e| MediaError::encode("audio filter flush", e))?;
         }
-        self.drain_graph(octx)?;
+        self.drain_graph(mux)?;
         self.encoder
             .send_eof()
             .map_err(|e| MediaError::encode("audio encoder flush", e))?;
-        self.write_packets(octx)
+        self.write_packets(mux)
     }
 
-    fn receive_frames(
-        &mut self,
-        octx: &mut format::context::Output,
-        errors: &mut DecodeErrors,
-    ) -> Result<(), MediaError> {
+    fn receive_frames(&mut self, mux: &mut Mux, errors: &mut DecodeErrors) -> Result<(), MediaError> {
         let mut decoded = frame::Audio::empty();
         loop {
             match self.decoder.receive_frame(&mut decoded) {
@@ -199,7 +192,7 @@ impl AudioTrack {
             errors.progress(self.decoded_seconds)?;
             let timestamp = decoded.timestamp();
             decoded.set_pts(timestamp);
-            self.ensure_graph(&decoded, octx)?;
+            self.ensure_graph(&decoded, mux)?;
             let (graph, _) = self.graph.as_mut().expect("graph just ensured");
             graph
                 .get("in")
@@ -207,15 +200,11 @@ impl AudioTrack {
                 .source()
                 .add(&decoded)
                 .map_err(|e| MediaError::encode("audio filter", libav::describe(e)))?;
-            self.drain_graph(octx)?;
+            self.drain_graph(mux)?;
         }
     }
 
-    fn ensure_graph(
-        &mut self,
-        frame: &frame::Audio,
-        octx: &mut format::context::Output,
-    ) -> Result<(), MediaError> {
+    fn ensure_graph(&mut self, frame: &frame::Audio, mux: &mut Mux) -> Result<(), MediaError> {
         let layout = if frame.channel_layout().bits() == 0 {
             ChannelLayout::default(i32::from(frame.channels().max(1)))
         } else {
@@ -237,7 +226,7 @@ impl AudioTrack {
                 .flush()
                 .map_err(|e| MediaError::encode("audio filter flush", e))?;
             self.graph = Some((old, key));
-            self.drain_graph(octx)?;
+            self.drain_graph(mux)?;
             self.graph = None;
         }
         let graph = self
@@ -268,7 +257,7 @@ impl AudioTrack {
         Ok(graph)
     }
 
-    fn drain_graph(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+    fn drain_graph(&mut self, mux: &mut Mux) -> Result<(), MediaError> {
         let AudioTrack {
             graph,
             encoder,
@@ -306,12 +295,12 @@ impl AudioTrack {
             encoder
                 .send_frame(&filtered)
                 .map_err(|e| MediaError::encode("audio encoder", libav::describe(e)))?;
-            write_packets(encoder, *output_index, *output_time_base, octx)?;
+            write_packets(encoder, *output_index, *output_time_base, mux)?;
         }
     }
 
-    fn write_packets(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
-        write_packets(&mut self.encoder, self.output_index, self.output_time_base, octx)
+    fn write_packets(&mut self, mux: &mut Mux) -> Result<(), MediaError> {
+        write_packets(&mut self.encoder, self.output_index, self.output_time_base, mux)
     }
 }
 
@@ -319,7 +308,7 @@ fn write_packets(
     encoder: &mut encoder::Audio,
     output_index: usize,
     output_time_base: Rational,
-    octx: &mut format::context::Output,
+    mux: &mut Mux,
 ) -> Result<(), MediaError> {
     let mut packet = ffmpeg::Packet::empty();
     loop {
@@ -330,8 +319,7 @@ fn write_packets(
         }
         packet.set_stream(output_index);
         packet.rescale_ts(encoder.time_base(), output_time_base);
-        packet
-            .write_interleaved(octx)
+        mux.write(&packet)
             .map_err(|e| MediaError::encode("writing audio", libav::describe(e)))?;
     }
 }

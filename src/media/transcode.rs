@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::audio_track::AudioTrack;
 use super::decode::DecodeErrors;
+use super::mux::Mux;
 use super::video_track::VideoTrack;
 use super::{libav, thumbnail, verify, MediaError, Probe, Rendition};
 use crate::profile::Profile;
@@ -51,12 +52,11 @@ pub fn audio_to_mp3(
     audio.after_header(&octx);
 
     let mut errors = DecodeErrors::new(profile).forgiving_tail(probe.untrusted_duration.is_some());
+    let mut mux = Mux::new(octx);
     only_streams(&mut ictx, &[stream_index]);
-    pump(&mut ictx, &mut octx, Some(&mut audio), None, &mut errors)?;
-    audio.finish(&mut octx, &mut errors)?;
-    octx.write_trailer()
-        .map_err(|e| MediaError::encode("finishing MP3", libav::describe(e)))?;
-    drop(octx);
+    pump(&mut ictx, &mut mux, Some(&mut audio), None, &mut errors)?;
+    audio.finish(&mut mux, &mut errors)?;
+    mux.finish("finishing MP3")?;
     errors.check(&profile.settings.verify)?;
     // Decoders, filters and the encoder are done: free them before decoding the output.
     let (source_seconds, peaks) = (audio.decoded_seconds, audio.peaks.take());
@@ -154,21 +154,19 @@ pub fn video_to_mp4(
     let wanted: Vec<usize> = std::iter::once(video_index)
         .chain(audio.as_ref().map(|a| a.input_index))
         .collect();
+    let mut mux = Mux::new(octx);
+    // The output is decoded while it is made (see `stream_check`): nobody waits for a second
+    // pass over the file afterwards.
+    mux.check_streams()?;
     only_streams(&mut ictx, &wanted);
-    pump(
-        &mut ictx,
-        &mut octx,
-        audio.as_mut(),
-        Some(&mut video),
-        &mut errors,
-    )?;
-    video.finish(&mut octx, &mut errors)?;
+    pump(&mut ictx, &mut mux, audio.as_mut(), Some(&mut video), &mut errors)?;
+    video.finish(&mut mux, &mut errors)?;
     if let Some(a) = audio.as_mut() {
-        a.finish(&mut octx, &mut errors)?;
+        a.finish(&mut mux, &mut errors)?;
     }
-    octx.write_trailer()
-        .map_err(|e| MediaError::encode("finishing MP4", libav::describe(e)))?;
-    drop(octx);
+    let decoded = mux
+        .finish("finishing MP4")?
+        .expect("the MP4 output's streams are checked");
     errors.check(&profile.settings.verify)?;
     // Decoders, filters and encoders are done: free them before decoding the output.
     let source_video = video.span.seconds();
@@ -185,7 +183,7 @@ pub fn video_to_mp4(
         });
     }
     let expect_audio = source_audio.is_some_and(|seconds| seconds > 0.0);
-    let checked = verify::check_output(&out_path, verify::Expect::Mp4 { audio: expect_audio })?;
+    let checked = verify::check_container(&out_path, verify::Expect::Mp4 { audio: expect_audio }, &decoded)?;
     verify::compare(
         "video",
         source_video,
@@ -257,7 +255,7 @@ fn only_streams(ictx: &mut format::context::Input, keep: &[usize]) {
 /// zero (MPEG-TS and some MOVs start at an arbitrary clock value).
 fn pump(
     ictx: &mut format::context::Input,
-    octx: &mut format::context::Output,
+    mux: &mut Mux,
     mut audio: Option<&mut AudioTrack>,
     mut video: Option<&mut VideoTrack>,
     errors: &mut DecodeErrors,
@@ -289,9 +287,9 @@ fn pump(
             packet.set_dts(packet.dts().map(|d| d - offset));
         }
         if let Some(v) = video.as_deref_mut().filter(|v| v.input_index == index) {
-            v.send_packet(&packet, octx, errors)?;
+            v.send_packet(&packet, mux, errors)?;
         } else if let Some(a) = audio.as_deref_mut().filter(|a| a.input_index == index) {
-            a.send_packet(&packet, octx, errors)?;
+            a.send_packet(&packet, mux, errors)?;
         }
     }
 }

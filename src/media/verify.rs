@@ -1,10 +1,15 @@
 //! Verification: an output is trusted only after it has been decoded end to end.
 //!
 //! In: the path of a freshly written MP3 or MP4 and what it should contain. Out: [`Checked`] —
-//! the decoded duration of each track and the picture size. Fails with
+//! the decoded duration of each track and the picture size. Two ways to get there:
+//! [`check_output`] decodes the written file (MP3 outputs, and any file after the fact);
+//! [`check_container`] takes what [`super::stream_check`] decoded of the packets on their way
+//! into the muxer and demuxes the file to see that it holds exactly those (MP4 outputs, so the
+//! decode runs beside the transcode rather than after it). Fails with
 //! [`MediaError::VerifyFailed`] when the container, codecs or layout are not what players expect
-//! (for MP4: `moov` before `mdat`), or when decoding reports any error; [`compare`] fails with
-//! [`MediaError::DurationMismatch`] when a track is not as long as its source. Blocking.
+//! (for MP4: `moov` before `mdat`), when decoding reports any error or a packet is missing;
+//! [`compare`] fails with [`MediaError::DurationMismatch`] when a track is not as long as its
+//! source. Blocking.
 
 use std::io::Read;
 use std::path::Path;
@@ -13,6 +18,7 @@ use ffmpeg::{codec, format, frame, media};
 use ffmpeg_next as ffmpeg;
 
 use super::decode::Span;
+use super::stream_check::Decoded;
 use super::{libav, threads, MediaError};
 use crate::profile::VerifySettings;
 
@@ -36,10 +42,17 @@ fn failed(detail: impl Into<String>) -> MediaError {
     }
 }
 
-/// Decodes `path` completely and checks its shape against `expect`.
-pub fn check_output(path: &Path, expect: Expect) -> Result<Checked, MediaError> {
+/// An output opened, with its shape checked: the container, `moov` before `mdat` for MP4, and
+/// one stream of each expected codec (`(index, codec)` of the audio and video streams).
+struct Opened {
+    ictx: format::context::Input,
+    audio: Vec<(usize, codec::Id)>,
+    video: Vec<(usize, codec::Id)>,
+}
+
+fn open_checked(path: &Path, expect: Expect) -> Result<Opened, MediaError> {
     libav::clear_last_error();
-    let mut ictx =
+    let ictx =
         format::input(&path).map_err(|e| failed(format!("cannot open output: {}", libav::describe(e))))?;
     let container = ictx.format().name().to_string();
     let (want_container, want_audio, want_video) = match expect {
@@ -70,7 +83,20 @@ pub fn check_output(path: &Path, expect: Expect) -> Result<Checked, MediaError> 
     let video_streams = found(media::Type::Video);
     check_streams("audio", &audio_streams, want_audio)?;
     check_streams("video", &video_streams, want_video)?;
+    Ok(Opened {
+        ictx,
+        audio: audio_streams,
+        video: video_streams,
+    })
+}
 
+/// Decodes `path` completely and checks its shape against `expect`.
+pub fn check_output(path: &Path, expect: Expect) -> Result<Checked, MediaError> {
+    let Opened {
+        mut ictx,
+        audio: audio_streams,
+        video: video_streams,
+    } = open_checked(path, expect)?;
     let mut audio = audio_streams
         .first()
         .map(|(i, _)| open_decoder(&ictx, *i))
@@ -123,13 +149,52 @@ pub fn check_output(path: &Path, expect: Expect) -> Result<Checked, MediaError> 
     }
     checked.audio_seconds = samples_seconds;
     checked.video_seconds = span.seconds();
-    if want_audio.is_some() && checked.audio_seconds <= 0.0 {
+    not_empty(&checked, !audio_streams.is_empty(), !video_streams.is_empty())?;
+    Ok(checked)
+}
+
+/// Checks the shape of `path` against `expect` and that it holds every packet of `decoded`,
+/// demuxing only: the packets' bitstream was decoded on its way into the muxer (see
+/// [`super::stream_check`]), so only what the muxer did with it is left to check.
+pub fn check_container(path: &Path, expect: Expect, decoded: &Decoded) -> Result<Checked, MediaError> {
+    let Opened {
+        mut ictx,
+        audio,
+        video,
+    } = open_checked(path, expect)?;
+    let mut found = vec![0u64; decoded.packets.len().max(ictx.streams().count())];
+    let mut packet = ffmpeg::Packet::empty();
+    loop {
+        match packet.read(&mut ictx) {
+            Ok(()) => found[packet.stream()] += 1,
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => return Err(failed(format!("reading output: {}", libav::describe(e)))),
+        }
+    }
+    if found != decoded.packets {
+        return Err(failed(format!(
+            "the file holds packets {found:?} per stream, {:?} were written",
+            decoded.packets
+        )));
+    }
+    let checked = Checked {
+        audio_seconds: decoded.audio_seconds,
+        video_seconds: decoded.video_seconds,
+        width: decoded.width,
+        height: decoded.height,
+    };
+    not_empty(&checked, !audio.is_empty(), !video.is_empty())?;
+    Ok(checked)
+}
+
+fn not_empty(checked: &Checked, audio: bool, video: bool) -> Result<(), MediaError> {
+    if audio && checked.audio_seconds <= 0.0 {
         return Err(failed("the audio track decodes to nothing"));
     }
-    if want_video.is_some() && checked.video_seconds <= 0.0 {
+    if video && checked.video_seconds <= 0.0 {
         return Err(failed("the video track decodes to no frames"));
     }
-    Ok(checked)
+    Ok(())
 }
 
 fn check_streams(
@@ -153,24 +218,44 @@ fn open_decoder(
     index: usize,
 ) -> Result<(usize, ffmpeg::decoder::Opened), MediaError> {
     let stream = ictx.stream(index).expect("index from this input");
-    let mut context = codec::context::Context::from_parameters(stream.parameters())
-        .map_err(|e| failed(format!("output stream {index}: {e}")))?;
-    threads::set_decoder_threading(&mut context);
+    Ok((
+        index,
+        output_decoder(stream.parameters(), stream.time_base(), true)?,
+    ))
+}
+
+/// A decoder for an output stream of these `parameters`, frame-threaded with the job's threads
+/// or on one thread.
+pub(super) fn output_decoder(
+    parameters: codec::Parameters,
+    time_base: ffmpeg::Rational,
+    threaded: bool,
+) -> Result<ffmpeg::decoder::Opened, MediaError> {
+    let id = parameters.id();
+    let mut context = codec::context::Context::from_parameters(parameters)
+        .map_err(|e| failed(format!("output stream: {e}")))?;
+    if threaded {
+        threads::set_decoder_threading(&mut context);
+    } else {
+        context.set_threading(codec::threading::Config::count(1));
+    }
     // The deblocking filter only smooths pictures already decoded: skipping it hides no error
     // and saves about a third of an H.264 decode.
     // SAFETY: a plain field of a live codec context that is not opened yet.
     unsafe { (*context.as_mut_ptr()).skip_loop_filter = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL };
     let mut decoder = context.decoder();
-    decoder.set_packet_time_base(stream.time_base());
-    let codec = ffmpeg::decoder::find(stream.parameters().id())
-        .ok_or_else(|| failed("no decoder for the output's codec"))?;
-    let opened = decoder
+    decoder.set_packet_time_base(time_base);
+    let codec = ffmpeg::decoder::find(id).ok_or_else(|| failed("no decoder for the output's codec"))?;
+    decoder
         .open_as(codec)
-        .map_err(|e| failed(format!("output decoder: {}", libav::describe(e))))?;
-    Ok((index, opened))
+        .map_err(|e| failed(format!("output decoder: {}", libav::describe(e))))
 }
 
-fn feed(decoder: &mut ffmpeg::decoder::Opened, packet: Option<&ffmpeg::Packet>) -> Result<(), MediaError> {
+/// Sends a packet (or the end, `None`) to an output's decoder; any error but "again" fails.
+pub(super) fn feed(
+    decoder: &mut ffmpeg::decoder::Opened,
+    packet: Option<&ffmpeg::Packet>,
+) -> Result<(), MediaError> {
     let sent = match packet {
         Some(p) => decoder.send_packet(p),
         None => decoder.send_eof(),

@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use super::decode::{DecodeErrors, Span};
 use super::filters::{fps_cap, frame_rate, tone_map_filters, upright_graph};
 use super::libav;
+use super::mux::Mux;
 use super::threads;
 use super::thumbnail::FramePicker;
 use super::MediaError;
@@ -225,7 +226,7 @@ impl VideoTrack {
     pub fn send_packet(
         &mut self,
         packet: &ffmpeg::Packet,
-        octx: &mut format::context::Output,
+        mux: &mut Mux,
         errors: &mut DecodeErrors,
     ) -> Result<(), MediaError> {
         if let Err(e) = self.decoder.send_packet(packet) {
@@ -236,36 +237,28 @@ impl VideoTrack {
                 );
             }
         }
-        self.receive_frames(octx, errors)
+        self.receive_frames(mux, errors)
     }
 
-    pub fn finish(
-        &mut self,
-        octx: &mut format::context::Output,
-        errors: &mut DecodeErrors,
-    ) -> Result<(), MediaError> {
+    pub fn finish(&mut self, mux: &mut Mux, errors: &mut DecodeErrors) -> Result<(), MediaError> {
         let _ = self.decoder.send_eof();
-        self.receive_frames(octx, errors)?;
+        self.receive_frames(mux, errors)?;
         self.graph
             .get("in")
             .expect("graph has in")
             .source()
             .flush()
             .map_err(|e| MediaError::encode("video filter flush", e))?;
-        self.drain_graph(octx)?;
+        self.drain_graph(mux)?;
         if let Some(encoder) = self.encoder.as_mut() {
             encoder
                 .send_eof()
                 .map_err(|e| MediaError::encode("x264 flush", e))?;
         }
-        self.write_packets(octx)
+        self.write_packets(mux)
     }
 
-    fn receive_frames(
-        &mut self,
-        octx: &mut format::context::Output,
-        errors: &mut DecodeErrors,
-    ) -> Result<(), MediaError> {
+    fn receive_frames(&mut self, mux: &mut Mux, errors: &mut DecodeErrors) -> Result<(), MediaError> {
         let mut decoded = frame::Video::empty();
         loop {
             match self.decoder.receive_frame(&mut decoded) {
@@ -291,11 +284,11 @@ impl VideoTrack {
                 .source()
                 .add(&decoded)
                 .map_err(|e| MediaError::encode("video filter", libav::describe(e)))?;
-            self.drain_graph(octx)?;
+            self.drain_graph(mux)?;
         }
     }
 
-    fn drain_graph(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+    fn drain_graph(&mut self, mux: &mut Mux) -> Result<(), MediaError> {
         let mut filtered = frame::Video::empty();
         loop {
             let mut out = self.graph.get("out").expect("graph has out");
@@ -324,11 +317,11 @@ impl VideoTrack {
             encoder
                 .send_frame(&filtered)
                 .map_err(|e| MediaError::encode("x264", libav::describe(e)))?;
-            self.write_packets(octx)?;
+            self.write_packets(mux)?;
         }
     }
 
-    fn write_packets(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+    fn write_packets(&mut self, mux: &mut Mux) -> Result<(), MediaError> {
         let Some(encoder) = self.encoder.as_mut() else {
             return Ok(());
         };
@@ -344,8 +337,7 @@ impl VideoTrack {
                 packet.set_duration(self.frame_duration);
             }
             packet.rescale_ts(encoder.time_base(), self.output_time_base);
-            packet
-                .write_interleaved(octx)
+            mux.write(&packet)
                 .map_err(|e| MediaError::encode("writing video", libav::describe(e)))?;
         }
     }
