@@ -3,7 +3,10 @@
 //! In: the spool's `incoming/` directory and the watch mode. Out: names of files that are
 //! complete, sent on a channel (a name may be sent more than once; claiming is what counts).
 //! - `events` (inotify through notify): a file is complete when it is closed after writing or
-//!   renamed into `incoming/`. A scan at start and every `rescan_interval` (and at once when the
+//!   renamed into `incoming/`. A file that appears without either (a hard link made into
+//!   `incoming/`) is taken once it has been untouched for `quiet_period` and no process holds it
+//!   open for writing, looked at when it appears and again a quiet period later. A scan at start
+//!   and every `rescan_interval` (and at once when the
 //!   kernel's event queue overflowed) takes files that events missed: left untouched for
 //!   `quiet_period` and held open for writing by no process on this host (a writer pausing
 //!   mid-file is not cut short).
@@ -42,7 +45,15 @@ pub fn start(
     match settings.mode {
         WatchMode::Events => {
             let (rescan_tx, rescan_rx) = mpsc::unbounded_channel();
-            let watcher = start_events(&incoming, tx.clone(), rescan_tx)?;
+            let (created_tx, created_rx) = mpsc::unbounded_channel();
+            let watcher = start_events(&incoming, tx.clone(), rescan_tx, created_tx)?;
+            tokio::spawn(settle_created(
+                incoming.clone(),
+                settings.quiet_period,
+                created_rx,
+                tx.clone(),
+                stop.clone(),
+            ));
             tokio::spawn(scan_loop(
                 spool.clone(),
                 settings,
@@ -60,11 +71,14 @@ pub fn start(
     Ok(rx)
 }
 
-/// inotify: close-after-write and rename-in mean complete; an overflow asks for a rescan.
+/// inotify: close-after-write and rename-in mean complete; a regular file created goes to
+/// `created` (it may be a hard link, which no close will announce); an overflow asks for a
+/// rescan.
 fn start_events(
     incoming: &Path,
     names: mpsc::UnboundedSender<String>,
     rescan: mpsc::UnboundedSender<()>,
+    created: mpsc::UnboundedSender<PathBuf>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let event = match event {
@@ -79,6 +93,11 @@ fn start_events(
             tracing::warn!("file events were lost (queue overflow); rescanning");
             let _ = rescan.send(());
             return;
+        }
+        if let (EventKind::Create(_), Some(p)) = (event.kind, event.paths.first()) {
+            if p.symlink_metadata().is_ok_and(|m| m.is_file()) {
+                let _ = created.send(p.clone());
+            }
         }
         let path: Option<&PathBuf> = match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => event.paths.first(),
@@ -105,6 +124,56 @@ fn start_events(
     })?;
     watcher.watch(incoming, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// Regular files that appeared in `incoming/`: each is taken once it has been untouched for
+/// `quiet` and no process holds it open for writing, looked at when it appears and again once
+/// it would be quiet. A file still written to by then is left to its close event (or the
+/// periodic scan), so each appearance costs at most two looks.
+async fn settle_created(
+    incoming: PathBuf,
+    quiet: Duration,
+    mut created: mpsc::UnboundedReceiver<PathBuf>,
+    names: mpsc::UnboundedSender<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let path = tokio::select! {
+            Some(path) = created.recv() => path,
+            _ = stop.changed() => return,
+            else => return,
+        };
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| is_candidate(n))
+        else {
+            continue;
+        };
+        let (name, names) = (name.to_string(), names.clone());
+        let path = incoming.join(&name);
+        tokio::spawn(async move {
+            for look in 0..2 {
+                let Ok(mtime) = std::fs::symlink_metadata(&path).and_then(|m| m.modified()) else {
+                    return; // claimed, or gone
+                };
+                let age = SystemTime::now().duration_since(mtime).unwrap_or_default();
+                if age >= quiet {
+                    let check = path.clone();
+                    let writing = tokio::task::spawn_blocking(move || open_for_writing(&check))
+                        .await
+                        .unwrap_or(true);
+                    if !writing {
+                        let _ = names.send(name);
+                    }
+                    return;
+                }
+                if look == 0 {
+                    tokio::time::sleep(quiet - age).await;
+                }
+            }
+        });
+    }
 }
 
 /// Periodic scans: the safety net in events mode, the only source in poll mode.

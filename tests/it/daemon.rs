@@ -99,6 +99,39 @@ fn a_renamed_in_file_is_taken_by_its_event_alone() {
 }
 
 #[test]
+fn a_file_hard_linked_into_incoming_is_taken_without_a_scan() {
+    // No close or rename announces a hard link, and scans would take an hour: the link's
+    // appearance alone must bring the file in, once it is quiet.
+    let mut d = Daemon::new("", "");
+    std::fs::write(
+        d.path().join("mediaspool.toml"),
+        "[spool]\nquiet_period = \"500ms\"\nrescan_interval = \"1h\"\nmanifest_grace = \"0s\"\n",
+    )
+    .unwrap();
+    d.start();
+    std::thread::sleep(Duration::from_millis(300));
+    let old = d.path().join("old.wav");
+    std::fs::write(&old, tone_wav(300.0, 500)).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let fresh = d.path().join("fresh.wav");
+    std::fs::write(&fresh, tone_wav(350.0, 500)).unwrap();
+    std::fs::hard_link(&old, d.spool("incoming").join("old.wav")).unwrap();
+    std::fs::hard_link(&fresh, d.spool("incoming").join("fresh.wav")).unwrap();
+    let records = d.wait_for(&["old.wav", "fresh.wav"], Duration::from_secs(20));
+    assert!(
+        records.iter().all(|r| r["event"] == "media.stored"),
+        "{records:?}"
+    );
+    assert_eq!(d.stop(LONG).code(), Some(0));
+}
+
+#[test]
 fn polling_takes_a_file_once_it_is_quiet() {
     let mut d = Daemon::new("watch = \"poll\"", "");
     std::fs::write(
