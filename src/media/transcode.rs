@@ -168,7 +168,7 @@ pub fn video_to_mp4(
         .finish("finishing MP4")?
         .expect("the MP4 output's streams are checked");
     errors.check(&profile.settings.verify)?;
-    // Decoders, filters and encoders are done: free them before decoding the output.
+    // Decoders, filters and encoders are done: free them before the written file is checked.
     let source_video = video.span.seconds();
     let source_audio = audio.as_ref().map(|a| a.decoded_seconds);
     let (out_width, out_height) = (video.out_width, video.out_height);

@@ -96,10 +96,12 @@ impl Scratch {
 }
 
 /// The records of an NDJSON file; each rejection's code must be one the README lists, at the
-/// stage it lists.
+/// stage it lists. A last line without its newline is a record still being written by a
+/// running daemon: it is left for the next read.
 pub fn read_records(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let records: Vec<Value> = text
+    let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    let records: Vec<Value> = complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record line {l}: {e}")))
         .collect();
