@@ -160,10 +160,10 @@ async fn settle_created(
                 let age = SystemTime::now().duration_since(mtime).unwrap_or_default();
                 if age >= quiet {
                     let check = path.clone();
-                    let writing = tokio::task::spawn_blocking(move || open_for_writing(&check))
+                    if tokio::task::spawn_blocking(move || settled(&check, mtime, quiet))
                         .await
-                        .unwrap_or(true);
-                    if !writing {
+                        .unwrap_or(false)
+                    {
                         let _ = names.send(name);
                     }
                     return;
@@ -205,17 +205,13 @@ async fn scan_loop(
             }
         };
         let now = Instant::now();
-        let wall = SystemTime::now();
         let mut still_there = HashMap::with_capacity(found.len());
         for (name, size, mtime) in found {
             let ready = match settings.mode {
                 // Events announce complete files; a scan only catches what they missed: a file
                 // left alone for the quiet period that no process here holds open for writing.
                 WatchMode::Events => {
-                    let quiet = wall
-                        .duration_since(mtime)
-                        .is_ok_and(|age| age >= settings.quiet_period);
-                    let ready = quiet && !open_for_writing(&spool.incoming.join(&name));
+                    let ready = settled(&spool.incoming.join(&name), mtime, settings.quiet_period);
                     waiting |= !ready;
                     ready
                 }
@@ -250,6 +246,16 @@ async fn scan_loop(
             return;
         }
     }
+}
+
+/// Whether a file whose contents last changed at `mtime` is complete without an event saying
+/// so: left untouched for `quiet` and held open for writing by no process on this host (a
+/// writer pausing mid-file is not cut short).
+fn settled(path: &Path, mtime: SystemTime, quiet: Duration) -> bool {
+    SystemTime::now()
+        .duration_since(mtime)
+        .is_ok_and(|age| age >= quiet)
+        && !open_for_writing(path)
 }
 
 /// Whether any process on this host has `path` open for writing (`/proc/*/fd` and `fdinfo`

@@ -120,6 +120,16 @@ pub fn seconds(ts: Option<i64>, time_base: ffmpeg::Rational) -> Option<f64> {
     Some(ts as f64 * f64::from(time_base.numerator()) / f64::from(time_base.denominator()))
 }
 
+/// A decoded video frame's start and duration in seconds (duration 0 when unknown), or `None`
+/// when the frame has no timestamp.
+pub fn frame_times(frame: &ffmpeg::frame::Video, time_base: ffmpeg::Rational) -> Option<(f64, f64)> {
+    let start = seconds(frame.timestamp(), time_base)?;
+    Some((
+        start,
+        seconds(Some(frame.packet().duration), time_base).unwrap_or(0.0),
+    ))
+}
+
 pub fn is_again(e: &ffmpeg::Error) -> bool {
     matches!(e, ffmpeg::Error::Other { errno } if *errno == libc::EAGAIN)
 }

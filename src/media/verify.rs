@@ -137,8 +137,7 @@ pub fn check_output(path: &Path, expect: Expect) -> Result<Checked, MediaError> 
             while dec.receive_frame(&mut video_frame).is_ok() {
                 checked.width = Some(video_frame.width());
                 checked.height = Some(video_frame.height());
-                if let Some(start) = libav::seconds(video_frame.timestamp(), tb) {
-                    let duration = libav::seconds(Some(video_frame.packet().duration), tb).unwrap_or(0.0);
+                if let Some((start, duration)) = libav::frame_times(&video_frame, tb) {
                     span.add(start, duration);
                 }
             }

@@ -272,9 +272,7 @@ impl VideoTrack {
             }
             let pts = decoded.timestamp();
             decoded.set_pts(pts);
-            if let Some(start) = libav::seconds(pts, self.input_time_base) {
-                let duration =
-                    libav::seconds(Some(decoded.packet().duration), self.input_time_base).unwrap_or(0.0);
+            if let Some((start, duration)) = libav::frame_times(&decoded, self.input_time_base) {
                 self.span.add(start, duration);
                 errors.progress(self.span.seconds())?;
             }

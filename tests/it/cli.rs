@@ -257,14 +257,7 @@ fn float_audio_holding_nan_infinities_or_huge_values_is_encoded_not_a_crash() {
         }
     });
     std::fs::write(&wav, bytes).unwrap();
-    let out = s.process(&[wav]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = s.records();
+    let records = s.process_ok(&[wav]);
     let r = record_for(&records, "damaged_float.wav");
     assert_eq!(r["event"], "media.stored", "{r}");
     assert_eq!(r["media"]["mime"], "audio/mpeg");
@@ -380,14 +373,7 @@ fn animated_gifs_become_video_and_vector_pictures_and_animated_webp_are_kept_as_
     image::RgbImage::from_pixel(40, 30, image::Rgb([0, 128, 255]))
         .save(&still)
         .unwrap();
-    let out = s.process(&[gif, svg.clone(), still, sticker.clone()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = s.records();
+    let records = s.process_ok(&[gif, svg.clone(), still, sticker.clone()]);
     let anim = record_for(&records, "dance.gif");
     assert_eq!(anim["media"]["kind"], "video");
     assert_eq!(anim["media"]["mime"], "video/mp4");

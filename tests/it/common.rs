@@ -86,6 +86,18 @@ impl Scratch {
         self.run(&args, Duration::from_secs(600))
     }
 
+    /// Runs `process` on `files`, which must exit 0, and returns the records.
+    pub fn process_ok(&self, files: &[PathBuf]) -> Vec<Value> {
+        let out = self.process(files);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.records()
+    }
+
     pub fn records(&self) -> Vec<Value> {
         read_records(&self.path().join("records.ndjson"))
     }

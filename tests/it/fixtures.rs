@@ -160,14 +160,7 @@ fn hdr_video_is_tone_mapped_to_sdr() {
             .unwrap_or("unknown"),
         "unknown"
     );
-    let out = untagged.process(std::slice::from_ref(&input));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = untagged.records();
+    let records = untagged.process_ok(std::slice::from_ref(&input));
     let r = record_for(&records, "untagged_hlg.mp4");
     let output = untagged.stored(r["media"]["key"].as_str().unwrap());
     assert_eq!(
