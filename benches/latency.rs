@@ -13,9 +13,10 @@
 //! - video: one 10 s and one 60 s phone-like 1080p30 clip (H.264 High ~12 Mbit/s + AAC), dropped
 //!   with its manifest first into a daemon on the default configuration, against the `ffmpeg` CLI
 //!   alone with the `video-720p` profile's settings (transcode only: no hash, probe, thumbnail or
-//!   verification) and against the shell pipeline on that one file; the three in turn, five
-//!   rounds. Medians of wall and CPU time (user + system: for the daemon, of it and its workers
-//!   during the drop) and of the rounds' ratios.
+//!   verification) and against the shell pipeline on that one file; the three in turn (which
+//!   goes first turns each round), seven rounds. Medians of wall and CPU time (user + system:
+//!   for the daemon, of it and its workers during the drop) and of the rounds' ratios, with the
+//!   lowest and highest wall ratio of the rounds.
 //!
 //! Needs `ffmpeg` and `espeak-ng` (scripts/deps.sh installs them).
 
@@ -35,7 +36,7 @@ use receiver::{Answer, Receiver};
 use support::{median, Daemon, VIDEO_720P_ARGS};
 
 const DROPS: usize = 50;
-const VIDEO_ROUNDS: usize = 5;
+const VIDEO_ROUNDS: usize = 7;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn main() {
@@ -273,23 +274,33 @@ fn video(dir: &Path, seconds: u32) {
 
     let (mut ours, mut cli, mut shell) = (Vec::new(), Vec::new(), Vec::new());
     for (round, copy) in copies.iter().enumerate().skip(1) {
-        ours.push(drop_file(&mut outbox, copy));
-        let mut alone = support::ffmpeg();
-        alone
-            .arg("-i")
-            .arg(&clip)
-            .args(VIDEO_720P_ARGS.split_whitespace())
-            .arg(work.join("cli.mp4"));
-        cli.push(took(alone));
-        let one = work.join(format!("shell{round}"));
-        let one_in = one.join("in");
-        std::fs::create_dir_all(&one_in).unwrap();
-        std::fs::hard_link(copy, one_in.join(copy.file_name().unwrap())).unwrap();
-        shell.push(took(support::baseline(
-            &one_in,
-            &one,
-            ("VIDEO_ARGS", VIDEO_720P_ARGS),
-        )));
+        // Which of the three goes first turns with each round, so none always runs on a
+        // machine warmed (or slowed) by the one before it.
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => ours.push(drop_file(&mut outbox, copy)),
+                1 => {
+                    let mut alone = support::ffmpeg();
+                    alone
+                        .arg("-i")
+                        .arg(&clip)
+                        .args(VIDEO_720P_ARGS.split_whitespace())
+                        .arg(work.join("cli.mp4"));
+                    cli.push(took(alone));
+                }
+                _ => {
+                    let one = work.join(format!("shell{round}"));
+                    let one_in = one.join("in");
+                    std::fs::create_dir_all(&one_in).unwrap();
+                    std::fs::hard_link(copy, one_in.join(copy.file_name().unwrap())).unwrap();
+                    shell.push(took(support::baseline(
+                        &one_in,
+                        &one,
+                        ("VIDEO_ARGS", VIDEO_720P_ARGS),
+                    )));
+                }
+            }
+        }
     }
     daemon.stop();
 
@@ -299,19 +310,28 @@ fn video(dir: &Path, seconds: u32) {
     let ratio = |a: &[Took], b: &[Took], f: &dyn Fn(&Took) -> f64| {
         median(a.iter().zip(b).map(|(a, b)| f(a) / f(b)).collect())
     };
+    let spread = |a: &[Took], b: &[Took]| {
+        let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a.wall / b.wall).collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        format!("rounds {lo:.2}–{hi:.2}")
+    };
     println!(
         "video {seconds} s 1080p, drop → record ({VIDEO_ROUNDS} rounds, medians): mediaspool watch {:.2} s (CPU {:.2} s) | \
-         ffmpeg CLI alone {:.2} s (CPU {:.2} s), ours / CLI {:.2}x wall, {:.2}x CPU | \
-         shell pipeline {:.2} s (CPU {:.2} s), shell / ours {:.2}x wall, {:.2}x CPU",
+         ffmpeg CLI alone {:.2} s (CPU {:.2} s), ours / CLI {:.2}x wall ({}), {:.2}x CPU | \
+         shell pipeline {:.2} s (CPU {:.2} s), shell / ours {:.2}x wall ({}), {:.2}x CPU",
         med(&ours, &wall),
         med(&ours, &cpu),
         med(&cli, &wall),
         med(&cli, &cpu),
         ratio(&ours, &cli, &wall),
+        spread(&ours, &cli),
         ratio(&ours, &cli, &cpu),
         med(&shell, &wall),
         med(&shell, &cpu),
         ratio(&shell, &ours, &wall),
+        spread(&shell, &ours),
         ratio(&shell, &ours, &cpu),
     );
 }

@@ -16,8 +16,9 @@
 //!   manifest written first) → time until its `media.duplicate` record is in the outbox
 //!   (daemon, default settings).
 //! - metrics: what `[http]` costs: the mostly-short voice notes through the daemon with `[http]`
-//!   off and on (its `/metrics` scraped every second), in turn, five rounds → time of each and
-//!   the ratio on / off.
+//!   off and on (its `/metrics` scraped every second), in turn, nine rounds → wall time and the
+//!   daemon's CPU time (its workers included) of each, and the ratios on / off. CPU time varies
+//!   less between rounds than wall time on a busy machine, so it bounds a small cost better.
 //! - memory: peak resident memory of `mediaspool process` (its largest process) on a 1 GB
 //!   1080p video, and on a 4K HEVC 10-bit clip beside the ffmpeg CLI's.
 //!
@@ -108,7 +109,7 @@ fn compare(work: &Path, inputs: &Path, profile_args: (&str, &str)) -> Comparison
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediaspool"));
         cmd.arg("process").args(&files).current_dir(&out);
         let a = timed(cmd).as_secs_f64();
-        let d = daemon_run(&work.join(format!("daemon{round}")), &files, "");
+        let d = daemon_run(&work.join(format!("daemon{round}")), &files, "").wall;
         let b = timed(support::baseline(
             inputs,
             &work.join(format!("base{round}")),
@@ -130,10 +131,20 @@ fn compare(work: &Path, inputs: &Path, profile_args: (&str, &str)) -> Comparison
     }
 }
 
+/// What one daemon run took.
+#[derive(Clone, Copy)]
+struct DaemonRun {
+    /// Seconds from the renames until the last record was in the outbox.
+    wall: f64,
+    /// CPU seconds (user + system) of the daemon and its workers over its whole life: start,
+    /// warm-up, the batch and the shutdown.
+    cpu: f64,
+}
+
 /// A running daemon (default settings, no manifests expected, `config` added): after a warm-up
-/// file, every input is renamed into `incoming/` at once; seconds until the last record is in
-/// the outbox.
-fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> f64 {
+/// file, every input is renamed into `incoming/` at once; how long until the last record is in
+/// the outbox, and the CPU the daemon used.
+fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> DaemonRun {
     let incoming = dir.join("spool/incoming");
     std::fs::create_dir_all(&incoming).unwrap();
     std::fs::write(
@@ -141,6 +152,7 @@ fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> f64 {
         format!("[spool]\njobs = 2\nmanifest_grace = \"0s\"\n{config}"),
     )
     .unwrap();
+    let cpu_before = support::children_cpu_seconds();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mediaspool"))
         .arg("watch")
         .current_dir(dir)
@@ -183,7 +195,10 @@ fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> f64 {
     // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
-    took.as_secs_f64()
+    DaemonRun {
+        wall: took.as_secs_f64(),
+        cpu: support::children_cpu_seconds() - cpu_before,
+    }
 }
 
 fn report(what: &str, c: &Comparison) -> String {
@@ -272,8 +287,9 @@ fn voice(root: &Path, mix: Mix) {
 }
 
 /// The daemon on the same voice notes with `[http]` off and on, its metrics scraped every
-/// second while on; the two in turn (which goes first alternates), five rounds.
+/// second while on; the two in turn (which goes first alternates), nine rounds.
 fn metrics_cost(root: &Path) {
+    const ROUNDS: usize = 9;
     let work = &root.join("metrics");
     let (inputs, _) = voice_notes(work, Mix::MostlyShort);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&inputs)
@@ -281,8 +297,8 @@ fn metrics_cost(root: &Path) {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let (mut off, mut on, mut ratios, mut scrapes) = (Vec::new(), Vec::new(), Vec::new(), 0);
-    for round in 0..5 {
+    let (mut off, mut on, mut scrapes) = (Vec::new(), Vec::new(), 0);
+    for round in 0..ROUNDS {
         let run_off = || daemon_run(&work.join(format!("off{round}")), &files, "");
         let run_on = |scrapes: &mut usize| {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -295,14 +311,14 @@ fn metrics_cost(root: &Path) {
                 let stop = std::sync::Arc::clone(&stop);
                 std::thread::spawn(move || scrape_every_second(port, &stop))
             };
-            let took = daemon_run(
+            let run = daemon_run(
                 &work.join(format!("on{round}")),
                 &files,
                 &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
             );
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             *scrapes += scraper.join().unwrap();
-            took
+            run
         };
         let (a, b) = if round % 2 == 0 {
             let a = run_off();
@@ -313,14 +329,25 @@ fn metrics_cost(root: &Path) {
         };
         off.push(a);
         on.push(b);
-        ratios.push(b / a);
     }
     assert!(scrapes > 0, "no scrape of /metrics succeeded");
+    let of = |runs: &[DaemonRun], f: fn(&DaemonRun) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let ratios = |f: fn(&DaemonRun) -> f64| {
+        let mut r: Vec<f64> = on.iter().zip(&off).map(|(b, a)| f(b) / f(a)).collect();
+        r.sort_by(f64::total_cmp);
+        (median(r.clone()), r[0], r[r.len() - 1])
+    };
+    let (wall_ratio, wall_min, wall_max) = ratios(|r| r.wall);
+    let (cpu_ratio, cpu_min, cpu_max) = ratios(|r| r.cpu);
     println!(
-        "metrics: 60 voice notes through watch, [http] off {:.2} s | on, scraped every second {:.2} s | on / off {:.3} (median of 5 rounds; {scrapes} scrapes)",
-        median(off),
-        median(on),
-        median(ratios)
+        "metrics: 60 voice notes through watch, median of {ROUNDS} rounds ({scrapes} scrapes) | \
+         [http] off {:.2} s, CPU {:.2} s | on, scraped every second {:.2} s, CPU {:.2} s | \
+         on / off wall {wall_ratio:.3} (rounds {wall_min:.3}–{wall_max:.3}), \
+         CPU {cpu_ratio:.3} (rounds {cpu_min:.3}–{cpu_max:.3})",
+        median(of(&off, |r| r.wall)),
+        median(of(&off, |r| r.cpu)),
+        median(of(&on, |r| r.wall)),
+        median(of(&on, |r| r.cpu)),
     );
 }
 
