@@ -33,7 +33,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use receiver::{Answer, Receiver};
-use support::{median, Daemon, VIDEO_720P_ARGS};
+use support::{median_of, ratios, Daemon, Took, VIDEO_720P_ARGS};
 
 const DROPS: usize = 50;
 const VIDEO_ROUNDS: usize = 7;
@@ -220,13 +220,6 @@ fn arrival(receiver: &Receiver, name: &str, limit: Duration) -> Instant {
     }
 }
 
-/// Wall and CPU seconds of one side in one round.
-#[derive(Clone, Copy)]
-struct Took {
-    wall: f64,
-    cpu: f64,
-}
-
 /// Times a command to completion (its CPU from the kernel's accounting of waited children).
 fn took(mut cmd: Command) -> Took {
     let (start, cpu) = (Instant::now(), support::children_cpu_seconds());
@@ -304,35 +297,21 @@ fn video(dir: &Path, seconds: u32) {
     }
     daemon.stop();
 
-    let wall = |t: &Took| t.wall;
-    let cpu = |t: &Took| t.cpu;
-    let med = |v: &[Took], f: &dyn Fn(&Took) -> f64| median(v.iter().map(f).collect());
-    let ratio = |a: &[Took], b: &[Took], f: &dyn Fn(&Took) -> f64| {
-        median(a.iter().zip(b).map(|(a, b)| f(a) / f(b)).collect())
-    };
-    let spread = |a: &[Took], b: &[Took]| {
-        let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a.wall / b.wall).collect();
-        let (lo, hi) = r
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        format!("rounds {lo:.2}–{hi:.2}")
-    };
+    let (wall, cpu) = (Took::wall, Took::cpu);
     println!(
         "video {seconds} s 1080p, drop → record ({VIDEO_ROUNDS} rounds, medians): mediaspool watch {:.2} s (CPU {:.2} s) | \
-         ffmpeg CLI alone {:.2} s (CPU {:.2} s), ours / CLI {:.2}x wall ({}), {:.2}x CPU | \
-         shell pipeline {:.2} s (CPU {:.2} s), shell / ours {:.2}x wall ({}), {:.2}x CPU",
-        med(&ours, &wall),
-        med(&ours, &cpu),
-        med(&cli, &wall),
-        med(&cli, &cpu),
-        ratio(&ours, &cli, &wall),
-        spread(&ours, &cli),
-        ratio(&ours, &cli, &cpu),
-        med(&shell, &wall),
-        med(&shell, &cpu),
-        ratio(&shell, &ours, &wall),
-        spread(&shell, &ours),
-        ratio(&shell, &ours, &cpu),
+         ffmpeg CLI alone {:.2} s (CPU {:.2} s), ours / CLI wall {}, CPU {:.2}x | \
+         shell pipeline {:.2} s (CPU {:.2} s), shell / ours wall {}, CPU {:.2}x",
+        median_of(&ours, wall),
+        median_of(&ours, cpu),
+        median_of(&cli, wall),
+        median_of(&cli, cpu),
+        ratios(&ours, &cli, wall).summary(2, "x"),
+        ratios(&ours, &cli, cpu).median,
+        median_of(&shell, wall),
+        median_of(&shell, cpu),
+        ratios(&shell, &ours, wall).summary(2, "x"),
+        ratios(&shell, &ours, cpu).median,
     );
 }
 

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{ffmpeg, median, run_ok};
+use support::{ffmpeg, median, median_of, ratios, run_ok, Took};
 
 const ROUNDS: usize = 3;
 
@@ -131,20 +131,11 @@ fn compare(work: &Path, inputs: &Path, profile_args: (&str, &str)) -> Comparison
     }
 }
 
-/// What one daemon run took.
-#[derive(Clone, Copy)]
-struct DaemonRun {
-    /// Seconds from the renames until the last record was in the outbox.
-    wall: f64,
-    /// CPU seconds (user + system) of the daemon and its workers over its whole life: start,
-    /// warm-up, the batch and the shutdown.
-    cpu: f64,
-}
-
 /// A running daemon (default settings, no manifests expected, `config` added): after a warm-up
-/// file, every input is renamed into `incoming/` at once; how long until the last record is in
-/// the outbox, and the CPU the daemon used.
-fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> DaemonRun {
+/// file, every input is renamed into `incoming/` at once. Wall: seconds from the renames until
+/// the last record is in the outbox. CPU: the daemon's and its workers' over the daemon's whole
+/// life (start, warm-up, the batch and the shutdown).
+fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> Took {
     let incoming = dir.join("spool/incoming");
     std::fs::create_dir_all(&incoming).unwrap();
     std::fs::write(
@@ -195,7 +186,7 @@ fn daemon_run(dir: &Path, files: &[PathBuf], config: &str) -> DaemonRun {
     // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
-    DaemonRun {
+    Took {
         wall: took.as_secs_f64(),
         cpu: support::children_cpu_seconds() - cpu_before,
     }
@@ -331,23 +322,17 @@ fn metrics_cost(root: &Path) {
         on.push(b);
     }
     assert!(scrapes > 0, "no scrape of /metrics succeeded");
-    let of = |runs: &[DaemonRun], f: fn(&DaemonRun) -> f64| runs.iter().map(f).collect::<Vec<_>>();
-    let ratios = |f: fn(&DaemonRun) -> f64| {
-        let mut r: Vec<f64> = on.iter().zip(&off).map(|(b, a)| f(b) / f(a)).collect();
-        r.sort_by(f64::total_cmp);
-        (median(r.clone()), r[0], r[r.len() - 1])
-    };
-    let (wall_ratio, wall_min, wall_max) = ratios(|r| r.wall);
-    let (cpu_ratio, cpu_min, cpu_max) = ratios(|r| r.cpu);
+    let (wall, cpu) = (Took::wall, Took::cpu);
     println!(
         "metrics: 60 voice notes through watch, median of {ROUNDS} rounds ({scrapes} scrapes) | \
          [http] off {:.2} s, CPU {:.2} s | on, scraped every second {:.2} s, CPU {:.2} s | \
-         on / off wall {wall_ratio:.3} (rounds {wall_min:.3}–{wall_max:.3}), \
-         CPU {cpu_ratio:.3} (rounds {cpu_min:.3}–{cpu_max:.3})",
-        median(of(&off, |r| r.wall)),
-        median(of(&off, |r| r.cpu)),
-        median(of(&on, |r| r.wall)),
-        median(of(&on, |r| r.cpu)),
+         on / off wall {}, CPU {}",
+        median_of(&off, wall),
+        median_of(&off, cpu),
+        median_of(&on, wall),
+        median_of(&on, cpu),
+        ratios(&on, &off, wall).summary(3, ""),
+        ratios(&on, &off, cpu).summary(3, ""),
     );
 }
 

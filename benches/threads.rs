@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{median, VIDEO_720P_ARGS};
+use support::{median_of, ratios, Took, VIDEO_720P_ARGS};
 
 const ROUNDS: usize = 3;
 const CORES: usize = 2;
@@ -59,12 +59,6 @@ impl Scheme {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Took {
-    wall: f64,
-    cpu: f64,
-}
-
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clip = |seconds: u32, seed: u32| -> PathBuf {
@@ -93,15 +87,13 @@ fn main() {
         let chosen = &took[Scheme::ALL.len() - 1];
         println!("\n{label} (medians over {ROUNDS} rounds; ratio = scheme / chosen, round by round):");
         for (scheme, t) in Scheme::ALL.iter().zip(&took) {
-            let ratio =
-                |f: fn(&Took) -> f64| median(t.iter().zip(chosen).map(|(a, b)| f(a) / f(b)).collect());
             println!(
                 "  {:<28} wall {:6.2} s ({:.2}x)   CPU {:6.2} s ({:.2}x)",
                 scheme.name(),
-                median(t.iter().map(|t| t.wall).collect()),
-                ratio(|t| t.wall),
-                median(t.iter().map(|t| t.cpu).collect()),
-                ratio(|t| t.cpu),
+                median_of(t, Took::wall),
+                ratios(t, chosen, Took::wall).median,
+                median_of(t, Took::cpu),
+                ratios(t, chosen, Took::cpu).median,
             );
         }
     }

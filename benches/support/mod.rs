@@ -1,5 +1,5 @@
 //! What the benches share: making inputs with the `ffmpeg` CLI, the shell pipeline they are
-//! compared with, the `video-720p` profile's settings as CLI arguments, and medians.
+//! compared with, the `video-720p` profile's settings as CLI arguments, and medians and ratios of timings.
 
 #![allow(dead_code)] // each bench uses its own part
 
@@ -141,6 +141,57 @@ pub fn baseline(inputs: &Path, out: &Path, (var, args): (&str, &str)) -> Command
         .env("JOBS", "2")
         .env(var, args);
     cmd
+}
+
+/// Wall and CPU seconds (user + system) of one side in one round.
+#[derive(Clone, Copy, Debug)]
+pub struct Took {
+    pub wall: f64,
+    pub cpu: f64,
+}
+
+impl Took {
+    /// The wall time, as a measure for [`median_of`] and [`ratios`].
+    pub fn wall(&self) -> f64 {
+        self.wall
+    }
+
+    /// The CPU time, as a measure for [`median_of`] and [`ratios`].
+    pub fn cpu(&self) -> f64 {
+        self.cpu
+    }
+}
+
+/// The median of one measure (`Took::wall` or `Took::cpu`) over rounds.
+pub fn median_of(rounds: &[Took], measure: fn(&Took) -> f64) -> f64 {
+    median(rounds.iter().map(measure).collect())
+}
+
+/// Ratios of `a` to `b` in one measure, taken round by round.
+pub struct Ratios {
+    pub median: f64,
+    pub lowest: f64,
+    pub highest: f64,
+}
+
+impl Ratios {
+    /// `1.08x (rounds 1.01–1.16)`, with `digits` decimals and `unit` after the median.
+    pub fn summary(&self, digits: usize, unit: &str) -> String {
+        format!(
+            "{:.digits$}{unit} (rounds {:.digits$}–{:.digits$})",
+            self.median, self.lowest, self.highest
+        )
+    }
+}
+
+pub fn ratios(a: &[Took], b: &[Took], measure: fn(&Took) -> f64) -> Ratios {
+    let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| measure(a) / measure(b)).collect();
+    r.sort_by(f64::total_cmp);
+    Ratios {
+        median: median(r.clone()),
+        lowest: r[0],
+        highest: r[r.len() - 1],
+    }
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {
