@@ -36,7 +36,7 @@ for target in manifest config profile record; do
     seed "$target" "seeds/$target"/*
 done
 seed profile "$root"/profiles/*.toml
-media=("$root"/fixtures/*)
+media=("$root"/fixtures/* "$root"/fuzz/regressions/*/*)  # past findings, kept as seeds
 [ -d "$corpus_src" ] && media+=("$corpus_src"/*/*)  # audio/, video/, broken/, other/
 seed probe "${media[@]}"
 seed worker_job "${media[@]}"

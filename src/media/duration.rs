@@ -27,7 +27,8 @@ pub fn header_duration_ms(path: &Path, container: &str) -> Option<u64> {
         "ogg" => "ogg",
         "wav" => "wav",
         "flac" => "flac",
-        "mov,mp4,m4a,3gp,3g2,mj2" => "m4a",
+        // symphonia sizes buffers from box fields before reading them: only boxes that fit.
+        "mov,mp4,m4a,3gp,3g2,mj2" if super::mp4_boxes::sizes_hold(path) => "m4a",
         "mp3" if has_vbr_tag(path) => "mp3",
         _ => return None,
     };

@@ -15,6 +15,7 @@ mod error;
 mod filters;
 pub mod image;
 mod libav;
+mod mp4_boxes;
 mod mux;
 pub mod probe;
 mod stream_check;

@@ -361,3 +361,27 @@ fn lengths_the_bytes_cannot_hold_are_decoded_past_in_real_files() {
         .unwrap();
     assert!((3.0..3.3).contains(&at), "{e}");
 }
+
+/// Found by fuzzing: an M4A whose `moov` claims more than the file holds made symphonia ask for
+/// 90 GB while reading its metadata, and the failed allocation aborted the worker, twice, so the
+/// file came out `worker-crashed`. It is read by libav alone now and rejected for what it is.
+#[test]
+fn an_mp4_whose_boxes_claim_more_than_the_file_is_rejected_for_its_content_not_a_crash() {
+    let s = Scratch::new();
+    let file = s.path().join("runaway.m4a");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/probe/m4a-moov-past-the-end.m4a"),
+        &file,
+    )
+    .unwrap();
+    let out = s.process(std::slice::from_ref(&file));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = s.records();
+    let error = &record_for(&records, "runaway.m4a")["error"];
+    assert_eq!(error["code"], "no-stream", "{error}");
+}
