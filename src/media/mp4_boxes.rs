@@ -80,15 +80,12 @@ impl Walk {
             if self.boxes > MAX_BOXES || end - at < 8 {
                 return None;
             }
-            self.reader.seek(SeekFrom::Start(at)).ok()?;
-            let mut header = [0u8; 8];
-            self.reader.read_exact(&mut header).ok()?;
-            let size = u64::from(u32::from_be_bytes(header[..4].try_into().ok()?));
-            let kind: [u8; 4] = header[4..].try_into().ok()?;
-            let (size, header_len) = match size {
+            let [s0, s1, s2, s3, k0, k1, k2, k3] = self.read_at(at)?;
+            let kind = [k0, k1, k2, k3];
+            let (size, header_len) = match u32::from_be_bytes([s0, s1, s2, s3]) {
                 0 => (end - at, 8),
-                1 => (self.u64()?, 16),
-                size => (size, 8),
+                1 => (u64::from_be_bytes(self.read_at(at + 8)?), 16),
+                size => (u64::from(size), 8),
             };
             if size < header_len || size > end - at {
                 return None;
@@ -111,19 +108,22 @@ impl Walk {
         Some(())
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        let mut bytes = [0u8; 8];
+    /// `N` bytes of the file from `offset`.
+    fn read_at<const N: usize>(&mut self, offset: u64) -> Option<[u8; N]> {
+        self.reader.seek(SeekFrom::Start(offset)).ok()?;
+        let mut bytes = [0u8; N];
         self.reader.read_exact(&mut bytes).ok()?;
-        Some(u64::from_be_bytes(bytes))
+        Some(bytes)
+    }
+
+    fn u32_at(&mut self, offset: u64) -> Option<u64> {
+        self.read_at(offset).map(|b| u64::from(u32::from_be_bytes(b)))
     }
 
     /// The fixed fields of an audio sample entry before its child boxes: 28 bytes, and 16 or 36
     /// more in QuickTime's versions 1 and 2.
     fn audio_entry_fields(&mut self, payload: u64, end: u64) -> Option<u64> {
-        self.reader.seek(SeekFrom::Start(payload + 8)).ok()?;
-        let mut version = [0u8; 2];
-        self.reader.read_exact(&mut version).ok()?;
-        let fields = match u16::from_be_bytes(version) {
+        let fields = match u16::from_be_bytes(self.read_at(payload + 8)?) {
             0 => 28,
             1 => 44,
             2 => 64,
@@ -132,27 +132,16 @@ impl Walk {
         (payload + fields <= end).then_some(fields)
     }
 
+    /// Whether a table's entry count (the last of its `fixed` bytes) fits in its box.
     fn table_fits(&mut self, kind: &[u8; 4], payload: u64, end: u64, fixed: u64, entry: u64) -> Option<()> {
         if end - payload < fixed {
             return None;
         }
-        self.reader.seek(SeekFrom::Start(payload + 4)).ok()?;
-        let mut fields = [0u8; 8];
-        self.reader.read_exact(&mut fields[..(fixed - 4) as usize]).ok()?;
-        let field = |i: usize| {
-            u64::from(u32::from_be_bytes([
-                fields[i],
-                fields[i + 1],
-                fields[i + 2],
-                fields[i + 3],
-            ]))
-        };
-        let entries = match kind {
-            // A constant sample size (the first field) means no table at all.
-            b"stsz" if field(0) != 0 => return Some(()),
-            b"stsz" => field(4),
-            _ => field(0),
-        };
+        // `stsz` with a constant sample size (its first field) has no table at all.
+        if kind == b"stsz" && self.u32_at(payload + 4)? != 0 {
+            return Some(());
+        }
+        let entries = self.u32_at(payload + fixed - 4)?;
         (entries.checked_mul(entry)? <= end - payload - fixed).then_some(())
     }
 }
@@ -227,11 +216,7 @@ mod tests {
         // The file cut short: `moov` says more than is there.
         let whole = tagged(&mp4_box(b"data", &text));
         assert!(!sizes_hold(&written(&dir, "cut.m4a", &whole[..whole.len() - 3])));
-        assert!(!sizes_hold(&written(
-            &dir,
-            "truncated.mp4",
-            &std::fs::read(fixture("truncated.mp4")).unwrap()
-        )));
+        assert!(!sizes_hold(&fixture("truncated.mp4")));
     }
 
     #[test]
